@@ -1,0 +1,92 @@
+"""What a lint run produces: findings, their fixes as text edits, and per-file results.
+
+Everything here is plain data, shared by the rules (which make findings), the engine (which
+applies edits) and the reporters (which print them in text, JSON, SARIF, GitHub, GitLab).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+
+class Severity(str, Enum):
+    """How bad a finding is; `fail-on` in the configuration picks which fail `check`."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True, order=True)
+class Edit:
+    """Replace text[start:end] with `replacement` (offsets into the decoded file text)."""
+
+    start: int
+    end: int
+    replacement: str
+
+
+@dataclass(frozen=True)
+class Position:
+    """A 1-based line and column, as editors and SARIF count them."""
+
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem in one file, with the edits that fix it when a fix is known."""
+
+    code: str
+    manager: str
+    message: str
+    start: Position
+    end: Position
+    severity: Severity = Severity.WARNING
+    edits: tuple[Edit, ...] = ()
+
+    @property
+    def fixable(self) -> bool:
+        return bool(self.edits)
+
+
+@dataclass(frozen=True)
+class FileError:
+    """A file that could not be read, parsed or written; it is left untouched."""
+
+    path: Path
+    message: str
+    line: int | None = None
+
+
+@dataclass
+class FileResult:
+    """What happened to one file: what was found, what is left, and whether it changed."""
+
+    path: Path
+    findings: list[Finding] = field(default_factory=list)
+    remaining: list[Finding] = field(default_factory=list)
+    ignored: list[Finding] = field(default_factory=list)
+    original: str = ""
+    fixed: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.fixed is not None and self.fixed != self.original
+
+
+@dataclass
+class LintReport:
+    """A whole run: every file looked at and every error met."""
+
+    files: list[FileResult] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+    fixing: bool = False
+
+    @property
+    def findings(self) -> list[Finding]:
+        """What is still wrong: after a fix, only what could not be fixed."""
+        return [f for r in self.files for f in (r.remaining if self.fixing else r.findings)]
