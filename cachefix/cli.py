@@ -70,7 +70,7 @@ def _with_default_command(argv: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(_with_default_command(sys.argv[1:] if argv is None else argv))
     if args.command in LINT_COMMANDS:
-        from cachefix.lint import run_lint
+        from cachefix.runner import run_lint
 
         return run_lint(args)
     if args.command in ("rules", "explain"):

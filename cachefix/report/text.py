@@ -1,0 +1,97 @@
+"""Human-readable output: per file what was found or fixed, with line numbers, and a summary.
+
+Colour (through rich) only on a terminal and never with NO_COLOR set; on a pipe or in CI the
+same lines come out as plain text, without importing rich at all.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TextIO
+
+from cachefix.model import FileResult, Finding, LintReport
+
+STYLES = {"path": "bold", "code": "bold red", "fixed": "green", "error": "bold red", "position": "cyan",
+          "dim": "dim", "summary": "bold"}
+
+Line = list[tuple[str, str | None]]  # (text, style) segments
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _finding_line(finding: Finding, status: str | None) -> Line:
+    line: Line = [(f"  {finding.start.line}:{finding.start.column}", "position"), ("  ", None),
+                  (finding.code, "code"), ("  ", None)]
+    if status:
+        line += [(status, "fixed" if status == "fixed" else "dim"), ("  ", None)]
+    line.append((finding.message, None))
+    return line
+
+
+def _file_lines(result: FileResult, fixing: bool) -> list[Line]:
+    remaining = {(f.code, f.message) for f in result.remaining}
+    lines: list[Line] = []
+    for finding in result.findings:
+        if fixing:
+            status = "fixed" if (finding.code, finding.message) not in remaining else "not fixed"
+        else:
+            status = "fixable" if finding.fixable else None
+        lines.append(_finding_line(finding, status))
+    if fixing:  # anything the fix itself could not settle but the re-lint found
+        seen = {(f.code, f.message) for f in result.findings}
+        lines.extend(_finding_line(f, "not fixed") for f in result.remaining if (f.code, f.message) not in seen)
+    return lines
+
+
+def report_lines(report: LintReport) -> list[Line]:
+    out: list[Line] = []
+    for result in report.files:
+        body = _file_lines(result, report.fixing)
+        if body:
+            out.append([(str(result.path), "path")])
+            out.extend(body)
+    for error in report.errors:
+        where = f"{error.path}:{error.line}" if error.line else str(error.path)
+        out.append([(where, "path"), (": ", None), ("error", "error"), (f": {error.message}", None)])
+    out.append(_summary(report))
+    return out
+
+
+def _summary(report: LintReport) -> Line:
+    files = len(report.files) + len(report.errors)
+    errors = f"; {_plural(len(report.errors), 'error')}" if report.errors else ""
+    if report.fixing:
+        fixed_files = sum(1 for r in report.files if r.changed)
+        fixed = sum(len(r.findings) - len(r.remaining) for r in report.files if r.changed)
+        left = len(report.findings)
+        text = (f"Fixed {_plural(fixed, 'finding')} in {_plural(fixed_files, 'file')} "
+                f"of {files} checked; {left} left{errors}.")
+    else:
+        found = report.findings
+        fixable = sum(1 for f in found if f.fixable)
+        with_findings = sum(1 for r in report.files if r.findings)
+        if found:
+            text = (f"Found {_plural(len(found), 'finding')} ({fixable} fixable with `cachefix fix`) in "
+                    f"{_plural(with_findings, 'file')} of {files} checked{errors}.")
+        else:
+            text = f"No uncached installs in {_plural(files, 'file')}{errors}."
+    return [(text, "summary")]
+
+
+def use_color(stream: TextIO, color: bool) -> bool:
+    return color and "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+
+
+def render_text(report: LintReport, stream: TextIO, *, color: bool = True) -> None:
+    lines = report_lines(report)
+    if not use_color(stream, color):
+        stream.write("".join("".join(text for text, _ in line) + "\n" for line in lines))
+        return
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(file=stream, highlight=False, soft_wrap=True)
+    for line in lines:
+        console.print(Text.assemble(*((text, STYLES.get(style, "")) if style else text for text, style in line)))

@@ -1,0 +1,303 @@
+"""What is in effect when a RUN executes: stage, base image, USER, HOME, WORKDIR, ENV, ARG.
+
+A cache mount is right only for the user and environment of the RUN it is on: pip run by
+`app` caches under `/home/app/.cache/pip`, unless `PIP_CACHE_DIR` moves it. This module
+replays the Dockerfile's instructions in order (with `FROM <stage>` inheriting everything the
+parent stage set) and hands each RUN a `RunContext`. It knows Dockerfile semantics only;
+what each package manager makes of the environment is the rules' business.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+
+from cachefix.rewriter.dockerfile import Dockerfile, Heredoc, Instruction
+from cachefix.rewriter.shell import Command, commands, exec_form_commands
+
+_VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::?[-+](?P<default>[^}]*))?\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
+
+# Base images whose default user is not root: (image name, user, uid, gid, home).
+_IMAGE_USERS = (
+    ("mambaorg/micromamba", "mambauser", 57439, 57439, "/home/mambauser"),
+)
+# Users that exist in well-known images (so `USER node` has a known uid).
+_IMAGE_ACCOUNTS = (
+    ("node", "node", 1000, 1000, "/home/node"),
+    ("mambaorg/micromamba", "mambauser", 57439, 57439, "/home/mambauser"),
+)
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user known from the file (useradd/adduser) or from a well-known base image."""
+
+    name: str
+    uid: int | None
+    gid: int | None
+    home: str | None
+
+
+@dataclass
+class Stage:
+    """Everything a stage has set so far; a child stage starts from a copy."""
+
+    index: int
+    name: str | None
+    base_image: str
+    user: str = "root"
+    group: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    args: dict[str, str] = field(default_factory=dict)
+    workdir: str = "/"
+    accounts: dict[str, Account] = field(default_factory=dict)
+    groups: dict[str, int] = field(default_factory=dict)
+    facts: set[str] = field(default_factory=set)  # things earlier RUNs did, e.g. "apt-keep-debs"
+
+    def derive(self, index: int, name: str | None) -> Stage:
+        return replace(self, index=index, name=name, env=dict(self.env), args={},
+                       accounts=dict(self.accounts), groups=dict(self.groups), facts=set(self.facts))
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """A RUN instruction with what is in effect for it, and its parsed shell commands."""
+
+    instruction: Instruction
+    stage: Stage
+    env: Mapping[str, str]
+    user: str
+    uid: int | None
+    gid: int | None
+    home: str | None
+    commands: tuple[Command, ...]
+    shell_form: bool
+    script_start: int | None  # file offset where the shell script starts (for a preamble)
+    heredoc_script: bool  # the script is a heredoc body, so a preamble goes on a line of its own
+
+    @property
+    def is_root(self) -> bool:
+        return self.uid == 0
+
+
+def command_env(run: RunContext, command: Command) -> dict[str, str]:
+    """The environment one command sees: ENV/ARG, `export`s earlier in the RUN, its prefixes."""
+    env = dict(run.env)
+    for earlier in run.commands:
+        if earlier is command:
+            break
+        if earlier.name == "export":
+            for word in earlier.args:
+                key, sep, value = (word.value or "").partition("=")
+                if sep:
+                    env[key] = value
+    env.update((a.name, a.value or "") for a in command.assignments)
+    return env
+
+
+def expand(word: str, variables: Mapping[str, str]) -> str:
+    """Expand `$VAR`, `${VAR}` and `${VAR:-default}` like the Dockerfile frontend does."""
+    def sub(match: re.Match[str]) -> str:
+        name = match.group("braced") or match.group("plain")
+        if name in variables:
+            return variables[name]
+        return match.group("default") or ""
+    return _VAR.sub(sub, word)
+
+
+def unquote(word: str, variables: Mapping[str, str]) -> str:
+    """An ENV/ARG value as the frontend stores it: quotes removed, variables expanded."""
+    if "'" not in word and '"' not in word and "\\" not in word:
+        return expand(word, variables)
+    try:
+        parts = shlex.split(word.replace("$", "\0"), posix=True)
+    except ValueError:
+        return expand(word, variables)
+    return expand(" ".join(parts).replace("\0", "$"), variables)
+
+
+def _base_image_defaults(stage: Stage) -> None:
+    image = stage.base_image.split("@")[0].rsplit(":", 1)[0] if stage.base_image else ""
+    short = image.removeprefix("docker.io/").removeprefix("library/")
+    for name, user, uid, gid, home in _IMAGE_ACCOUNTS:
+        if short == name or short.startswith(name + ":"):
+            stage.accounts[user] = Account(user, uid, gid, home)
+    for name, user, *_ in _IMAGE_USERS:
+        if short == name:
+            stage.user = user
+
+
+def _key_values(instruction: Instruction) -> Iterator[tuple[str, str]]:
+    values = instruction.value
+    for i in range(0, len(values) - 1, 2):
+        yield values[i], values[i + 1]
+
+
+def _int(text: str | None) -> int | None:
+    return int(text) if text is not None and text.isdigit() else None
+
+
+def _learn_accounts(stage: Stage, found: list[Command]) -> None:
+    """Remember users and groups created by useradd/adduser/groupadd/addgroup."""
+    for cmd in found:
+        argv = [w.value or "" for w in cmd.words]
+        if cmd.name in ("groupadd", "addgroup"):
+            gid = _option(argv, ("-g", "--gid"))
+            names = _positionals(argv, {"-g", "--gid", "-K", "--key"})
+            if names and _int(gid) is not None:
+                stage.groups[names[-1]] = int(gid)  # type: ignore[arg-type]
+        elif cmd.name in ("useradd", "adduser"):
+            names = _positionals(argv, {"-u", "--uid", "-g", "--gid", "--ingroup", "-d", "--home-dir", "--home",
+                                        "-s", "--shell", "-c", "--comment", "--gecos", "-G", "--groups",
+                                        "-k", "--skel", "-e", "-f", "-K", "-p"})
+            if not names:
+                continue
+            name = names[0]
+            uid = _int(_option(argv, ("-u", "--uid")))
+            group = _option(argv, ("-g", "--gid", "--ingroup"))
+            gid = _int(group) if group and group.isdigit() else stage.groups.get(group or name, uid)
+            home = _option(argv, ("-d", "--home-dir", "--home")) or f"/home/{name}"
+            stage.accounts[name] = Account(name, uid, gid, home)
+
+
+def _option(argv: list[str], names: tuple[str, ...]) -> str | None:
+    for i, arg in enumerate(argv):
+        for name in names:
+            if arg == name and i + 1 < len(argv):
+                return argv[i + 1]
+            if name.startswith("--") and arg.startswith(name + "="):
+                return arg.split("=", 1)[1]
+            if not name.startswith("--") and arg.startswith(name) and len(arg) > len(name) and arg[len(name)].isdigit():
+                return arg[len(name):]
+    return None
+
+
+def _positionals(argv: list[str], takes_value: set[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv[1:]:
+        if skip:
+            skip = False
+        elif arg in takes_value:
+            skip = True
+        elif not arg.startswith("-"):
+            out.append(arg)
+    return out
+
+
+def resolve_user(stage: Stage) -> tuple[int | None, int | None, str | None]:
+    """(uid, gid, home) of the stage's current USER, as far as the file tells."""
+    user, group = stage.user, stage.group
+    if user in ("root", "0"):
+        uid, gid, home = 0, 0, "/root"
+    elif user.isdigit():
+        uid = int(user)
+        account = next((a for a in stage.accounts.values() if a.uid == uid), None)
+        gid, home = (account.gid, account.home) if account else (None, None)
+        if account is None and group is None:
+            gid = uid  # `USER 1000` with no group: the primary group is conventionally the same id
+    else:
+        account = stage.accounts.get(user)
+        uid, gid, home = (account.uid, account.gid, account.home) if account else (None, None, None)
+    if group is not None:
+        gid = int(group) if group.isdigit() else stage.groups.get(group, gid if group == user else None)
+    if "HOME" in stage.env:
+        home = stage.env["HOME"]
+    return uid, gid, home
+
+
+def run_commands(instruction: Instruction) -> tuple[list[Command], int | None, bool]:
+    """The commands a RUN executes, where its script starts, and whether that is a heredoc."""
+    target = instruction.inner if instruction.keyword == "ONBUILD" and instruction.inner else instruction
+    if target.json:
+        return exec_form_commands(target.value), None, False
+    script, offsets = target.shell_source()
+    found = commands(script, offsets)
+    start = next((offsets[i] for i, ch in enumerate(script) if not ch.isspace()), None)
+    heredoc_script = False
+    names = {h.name for h in target.heredocs}
+    for heredoc in target.heredocs:
+        if _runs_as_shell(script, heredoc.name, found):
+            body_offsets = _heredoc_offsets(heredoc)
+            found.extend(commands(heredoc.content, body_offsets))
+            if script.strip().lstrip("<-").strip("'\"") in names:
+                start, heredoc_script = heredoc.body_span[0], True
+    return found, start, heredoc_script
+
+
+def _runs_as_shell(script: str, name: str, found: list[Command]) -> bool:
+    """`RUN <<EOF` runs the body as the script; `RUN bash <<EOF` feeds it to a shell."""
+    head = script.strip()
+    if head.lstrip("<-").strip("'\"") == name:
+        return True
+    return any(cmd.name in ("sh", "bash", "dash", "ash") and not any(
+        (w.value or "").startswith("-") and "c" in (w.value or "") for w in cmd.args) for cmd in found)
+
+
+def _heredoc_offsets(heredoc: Heredoc) -> list[int] | None:
+    """File offsets of a heredoc body's characters (None for `<<-`, whose tabs are stripped)."""
+    if heredoc.chomp:
+        return None
+    return list(range(*heredoc.body_span))
+
+
+def run_contexts(dockerfile: Dockerfile) -> Iterator[RunContext]:
+    """Replay the file and yield each RUN (and ONBUILD RUN) with its context."""
+    global_args: dict[str, str] = {}
+    stages: list[Stage] = []
+    stage: Stage | None = None
+    for instruction in dockerfile.instructions:
+        keyword = instruction.keyword
+        if keyword == "FROM":
+            stage = _start_stage(instruction, stages, global_args)
+            stages.append(stage)
+            continue
+        if stage is None:
+            if keyword == "ARG":
+                _declare_args(instruction, global_args, global_args)
+            continue
+        variables = {**stage.args, **stage.env}
+        if keyword == "ARG":
+            _declare_args(instruction, stage.args, global_args)
+        elif keyword == "ENV":
+            for key, value in _key_values(instruction):
+                stage.env[key] = unquote(value, variables)
+                variables[key] = stage.env[key]
+        elif keyword == "USER" and instruction.value:
+            spec = expand(instruction.value[0], variables)
+            stage.user, _, group = spec.partition(":")
+            stage.group = group or None
+        elif keyword == "WORKDIR" and instruction.value:
+            path = expand(instruction.value[0], variables)
+            stage.workdir = path if path.startswith("/") else f"{stage.workdir.rstrip('/')}/{path}"
+        elif keyword == "RUN" or (keyword == "ONBUILD" and instruction.inner and instruction.inner.keyword == "RUN"):
+            found, start, heredoc_script = run_commands(instruction)
+            uid, gid, home = resolve_user(stage)
+            yield RunContext(instruction, stage, dict(variables), stage.user, uid, gid, home, tuple(found),
+                             not (instruction.inner or instruction).json, start, heredoc_script)
+            if keyword == "RUN":
+                _learn_accounts(stage, found)
+
+
+def _start_stage(instruction: Instruction, stages: list[Stage], global_args: dict[str, str]) -> Stage:
+    values = instruction.value
+    image = expand(values[0], global_args) if values else ""
+    name = values[2].lower() if len(values) >= 3 and values[1].upper() == "AS" else None
+    parent = next((s for s in stages if s.name == image.lower()), None)
+    if parent is None and image.isdigit() and int(image) < len(stages):
+        parent = stages[int(image)]
+    if parent is not None:
+        return parent.derive(len(stages), name)
+    stage = Stage(index=len(stages), name=name, base_image=image)
+    _base_image_defaults(stage)
+    return stage
+
+
+def _declare_args(instruction: Instruction, into: dict[str, str], global_args: Mapping[str, str]) -> None:
+    for item in instruction.value:
+        key, sep, default = item.partition("=")
+        if sep:
+            into[key] = unquote(default, {**global_args, **into})
+        elif key in global_args:
+            into[key] = global_args[key]

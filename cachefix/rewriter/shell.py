@@ -1,0 +1,335 @@
+"""The simple commands inside a RUN, found by a real shell parser (tree-sitter-bash).
+
+A rule must see `cd /app && python3 -m pip install -r r.txt` as a pip install and
+`echo "pip install x"` as an echo, so commands are read from a syntax tree, never from a
+regex on the raw text. Every word keeps its span in the Dockerfile (through the offset map
+of the shell source), so a fix can delete `--no-cache-dir` or `rm -rf /var/lib/apt/lists/*`
+and leave every other byte, continuation and comment where it was.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import tree_sitter
+import tree_sitter_bash
+
+Span = tuple[int, int]
+
+SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh"})
+# Operators after which the next command runs only if the previous one succeeded (or always):
+# a command joined by one of these can be removed without changing the meaning of the rest.
+REMOVABLE_JOINS = frozenset({"&&", ";", "\n", ""})
+
+
+@dataclass(frozen=True)
+class Word:
+    """One argument of a command.
+
+    `value` is the word after quote removal when it is static (no `$`, no backticks), else
+    None: a rule must not guess what `$PIP_FLAGS` holds. `span` is the word's place in the
+    Dockerfile, or None where the text was re-quoted (inside `sh -c "..."` with escapes).
+    """
+
+    raw: str
+    value: str | None
+    span: Span | None
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """`NAME=value` before a command: it sets NAME for that command only."""
+
+    name: str
+    value: str | None
+    span: Span | None
+
+
+@dataclass(frozen=True)
+class Command:
+    """A simple command: `[NAME=value ...] word word ...`, with where it sits in the file."""
+
+    assignments: tuple[Assignment, ...]
+    words: tuple[Word, ...]
+    span: Span | None
+    joined_before: str  # the operator joining it to the previous command ("" when first)
+    joined_after: str  # the operator joining it to the next command ("" when last)
+    removal: Span | None  # what to delete to drop it and its joining operator, when safe
+    in_pipeline: bool = False
+    substituted: bool = False  # runs inside `$(...)`: its output is used by another command
+
+    @property
+    def name(self) -> str:
+        """The program's base name (`/usr/bin/pip3` → `pip3`), or "" when not static."""
+        if not self.words or self.words[0].value is None:
+            return ""
+        return os.path.basename(self.words[0].value)
+
+    @property
+    def args(self) -> tuple[Word, ...]:
+        return self.words[1:]
+
+    def values(self) -> list[str | None]:
+        return [w.value for w in self.words]
+
+    def arg_values(self) -> list[str]:
+        """The static arguments (dynamic ones left out)."""
+        return [w.value for w in self.words[1:] if w.value is not None]
+
+    @property
+    def start(self) -> int | None:
+        return self.span[0] if self.span else None
+
+
+@lru_cache(maxsize=1)
+def _parser() -> tree_sitter.Parser:
+    return tree_sitter.Parser(tree_sitter.Language(tree_sitter_bash.language()))
+
+
+class _Source:
+    """Shell source text with a map from its characters to offsets in the Dockerfile."""
+
+    def __init__(self, text: str, offsets: Sequence[int] | None) -> None:
+        self.text = text
+        self.data = text.encode()
+        self.offsets = offsets
+        if len(self.data) == len(text):
+            self._char_of: list[int] | None = None
+        else:
+            char_of: list[int] = []
+            for i, ch in enumerate(text):
+                char_of.extend([i] * len(ch.encode()))
+            char_of.append(len(text))
+            self._char_of = char_of
+
+    def char(self, byte: int) -> int:
+        return byte if self._char_of is None else self._char_of[byte]
+
+    def node_text(self, node: tree_sitter.Node) -> str:
+        return self.data[node.start_byte : node.end_byte].decode()
+
+    def file_span(self, start_byte: int, end_byte: int) -> Span | None:
+        """Map [start, end) of this source to the Dockerfile; None when unmapped or empty."""
+        if self.offsets is None or end_byte <= start_byte:
+            return None
+        start, end = self.char(start_byte), self.char(end_byte)
+        return (self.offsets[start], self.offsets[end - 1] + 1)
+
+
+def _static_value(node: tree_sitter.Node, src: _Source) -> str | None:
+    """The word after quote removal, or None when it depends on the environment."""
+    kind = node.type
+    if kind in ("word", "number"):
+        text = src.node_text(node)
+        if "$" in text or "`" in text:
+            return None
+        out, escaped = [], False
+        for ch in text:
+            if escaped or ch != "\\":
+                out.append(ch)
+                escaped = False
+            else:
+                escaped = True
+        return "".join(out)
+    if kind == "raw_string":
+        return src.node_text(node)[1:-1]
+    if kind == "string":
+        parts = []
+        for child in node.named_children:
+            if child.type != "string_content":
+                return None
+            parts.append(child)
+        text = src.node_text(node)[1:-1]
+        if "\\" in text:
+            for esc in ('\\"', "\\\\", "\\$", "\\`"):
+                text = text.replace(esc, esc[1])
+        return text
+    if kind == "concatenation":
+        values = [_static_value(child, src) for child in node.children]
+        return None if any(v is None for v in values) else "".join(v for v in values if v)
+    return None
+
+
+def _word(node: tree_sitter.Node, src: _Source) -> Word:
+    return Word(src.node_text(node), _static_value(node, src), src.file_span(node.start_byte, node.end_byte))
+
+
+def _inner_script(cmd_node: tree_sitter.Node, words: Sequence[tree_sitter.Node], src: _Source) -> _Source | None:
+    """The script of `sh -c '...'`, mapped back into the file where the quoting allows."""
+    names = [_static_value(w, src) for w in words]
+    if not names or names[0] is None or os.path.basename(names[0]) not in SHELLS:
+        return None
+    for i, flag in enumerate(names[1:-1], start=1):
+        if flag and flag.startswith("-") and not flag.startswith("--") and "c" in flag:
+            script_node = words[i + 1]
+            value = _static_value(script_node, src)
+            if value is None:
+                return None
+            raw = src.node_text(script_node)
+            quoted = script_node.type in ("raw_string", "string")
+            if src.offsets is not None and (raw[1:-1] if quoted else raw) == value:
+                first = src.char(script_node.start_byte) + (1 if quoted else 0)
+                return _Source(value, [src.offsets[first + k] for k in range(len(value))])
+            return _Source(value, None)
+    return None
+
+
+def _neighbour(node: tree_sitter.Node, forward: bool) -> tree_sitter.Node | None:
+    """The next (or previous) node in the flattened and-or list, skipping comments.
+
+    tree-sitter nests `a && b && c` as `((a && b) && c)`; climbing out of `list` parents
+    makes the operator after `b` visible.
+    """
+    current = node
+    while True:
+        sibling = current.next_sibling if forward else current.prev_sibling
+        while sibling is not None and sibling.type == "comment":
+            sibling = sibling.next_sibling if forward else sibling.prev_sibling
+        if sibling is not None:
+            return sibling
+        if current.parent is None or current.parent.type != "list":
+            return None
+        current = current.parent
+
+
+def _join(node: tree_sitter.Node, forward: bool) -> str:
+    """The operator on one side of a command: `&&`, `||`, `;`, `|`, "\n", or "" at an end."""
+    sibling = _neighbour(node, forward)
+    if sibling is None:
+        return ""
+    return "\n" if sibling.is_named else sibling.type
+
+
+def _operand(node: tree_sitter.Node, forward: bool) -> tree_sitter.Node | None:
+    """The command or list on the other side of the joining operator."""
+    sibling = _neighbour(node, forward)
+    if sibling is not None and not sibling.is_named:
+        sibling = _neighbour(sibling, forward)
+    return sibling
+
+
+class _Walker:
+    """Collects simple commands in source order, descending into lists, pipelines, subshells,
+    compound statements, control flow, command substitutions and `sh -c` strings."""
+
+    def __init__(self) -> None:
+        self.commands: list[Command] = []
+        self._substitution_depth = 0
+
+    def walk(self, src: _Source) -> None:
+        tree = _parser().parse(src.data)
+        self._visit(tree.root_node, src)
+
+    def _visit(self, node: tree_sitter.Node, src: _Source) -> None:
+        if node.type == "command":
+            self._command(node, src)
+        elif node.type in ("command_substitution", "process_substitution"):
+            self._substitution(node, src)
+        else:
+            for child in node.children:
+                self._visit(child, src)
+
+    def _command(self, node: tree_sitter.Node, src: _Source) -> None:
+        assignments: list[Assignment] = []
+        words: list[tree_sitter.Node] = []
+        for child in node.named_children:
+            if child.type == "variable_assignment":
+                name = child.child_by_field_name("name")
+                value = child.child_by_field_name("value")
+                assignments.append(Assignment(
+                    src.node_text(name) if name else "",
+                    _static_value(value, src) if value is not None else "",
+                    src.file_span(child.start_byte, child.end_byte),
+                ))
+            elif child.type == "command_name":
+                words.append(child.named_children[0] if child.named_children else child)
+            elif child.type not in ("file_redirect", "herestring_redirect", "comment"):
+                words.append(child)
+        # A command's position in its list decides whether it can be removed on its own.
+        anchor = node
+        while anchor.parent is not None and anchor.parent.type in ("redirected_statement", "negated_command"):
+            anchor = anchor.parent
+        in_pipeline = anchor.parent is not None and anchor.parent.type == "pipeline"
+        before, after = _join(anchor, forward=False), _join(anchor, forward=True)
+        self.commands.append(Command(
+            assignments=tuple(assignments),
+            words=tuple(_word(w, src) for w in words),
+            span=src.file_span(anchor.start_byte, anchor.end_byte),
+            joined_before=before,
+            joined_after=after,
+            removal=None if in_pipeline else _removal_span(anchor, before, after, src),
+            in_pipeline=in_pipeline,
+            substituted=self._substitution_depth > 0,
+        ))
+        inner = _inner_script(node, words, src)
+        if inner is not None:
+            self.walk(inner)
+        for child in node.named_children:  # $(...) inside arguments run too
+            self._visit_substitutions(child, src)
+
+    def _visit_substitutions(self, node: tree_sitter.Node, src: _Source) -> None:
+        if node.type in ("command_substitution", "process_substitution"):
+            self._substitution(node, src)
+            return
+        for child in node.children:
+            self._visit_substitutions(child, src)
+
+    def _substitution(self, node: tree_sitter.Node, src: _Source) -> None:
+        self._substitution_depth += 1
+        for child in node.children:
+            self._visit(child, src)
+        self._substitution_depth -= 1
+
+
+def _removal_span(node: tree_sitter.Node, before: str, after: str, src: _Source) -> Span | None:
+    """The file range that removes this command and one joining operator, or None.
+
+    Which operator goes decides what joins the neighbours afterwards: in `a && rm x; b` the
+    `&&` goes (`a; b`), in `a; rm x && b` the `&&` goes too (`a; b`), so `b` runs exactly
+    when it ran before. A command joined by `||` or in a pipeline is not removable: its exit
+    status matters.
+    """
+    if before not in REMOVABLE_JOINS or after not in REMOVABLE_JOINS or (not before and not after):
+        return None
+    if node.parent is None or node.parent.type not in ("program", "list", "compound_statement", "subshell"):
+        return None
+    backward = not after or (before and after in (";", "\n"))
+    other = _operand(node, forward=not backward)
+    if other is None:
+        return None
+    if backward:
+        span = src.file_span(other.end_byte - 1, node.end_byte)
+        return None if span is None else (span[0] + 1, span[1])
+    return src.file_span(node.start_byte, other.start_byte)
+
+
+def commands(script: str, offsets: Sequence[int] | None = None) -> list[Command]:
+    """Every simple command in `script`, in order; spans are mapped through `offsets`."""
+    walker = _Walker()
+    walker.walk(_Source(script, offsets))
+    return walker.commands
+
+
+def exec_form_commands(argv: Sequence[str]) -> list[Command]:
+    """A JSON-form RUN runs one program with no shell; `["sh", "-c", "..."]` still has one."""
+    words = tuple(Word(a, a, None) for a in argv)
+    found = [Command((), words, None, "", "", None)]
+    if len(argv) >= 3 and os.path.basename(argv[0]) in SHELLS and argv[1].startswith("-") and "c" in argv[1]:
+        found.extend(commands(argv[2]))
+    return found
+
+
+def iter_options(words: Sequence[Word]) -> Iterator[tuple[int, str, str | None]]:
+    """(index, option, inline value) for each `--opt`, `--opt=value` or `-o` word."""
+    for i, word in enumerate(words):
+        value = word.value
+        if value is None or not value.startswith("-") or value == "-":
+            continue
+        if value.startswith("--") and "=" in value:
+            name, _, inline = value.partition("=")
+            yield i, name, inline
+        else:
+            yield i, value, None

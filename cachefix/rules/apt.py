@@ -1,0 +1,125 @@
+"""CF201 apt: `apt-get install` without cache mounts on apt's archives and package lists."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from cachefix.model import Edit, Finding
+from cachefix.rewriter import edits
+from cachefix.rewriter.context import RunContext
+from cachefix.rewriter.dockerfile import Dockerfile
+from cachefix.rewriter.mounts import CacheMount, is_within
+from cachefix.rewriter.shell import Command
+from cachefix.rules.base import Rule, command_span, previous_words, remove_words
+
+APT = frozenset({"apt-get", "apt", "aptitude"})
+DOWNLOADING = frozenset({"install", "update", "upgrade", "dist-upgrade", "full-upgrade", "build-dep",
+                         "download", "source", "reinstall"})
+ARCHIVES = "/var/cache/apt"
+LISTS = "/var/lib/apt/lists"
+KEEP_DEBS = (
+    "rm -f /etc/apt/apt.conf.d/docker-clean && "
+    "echo 'Binary::apt::APT::Keep-Downloaded-Packages \"true\";' > /etc/apt/apt.conf.d/keep-cache"
+)
+KEEPS_DEBS_FACT = "apt-keeps-debs"
+# Paths whose removal only empties apt's caches.
+CACHE_PATHS = (ARCHIVES, "/var/lib/apt")
+
+
+def apt_subcommand(command: Command) -> str | None:
+    words = command.words[1:] if command.name == "sudo" else command.words
+    if not words or words[0].value is None or words[0].value.rsplit("/", 1)[-1] not in APT:
+        return None
+    return next((w.value for w in words[1:] if w.value and not w.value.startswith("-")), None)
+
+
+def disables_docker_clean(command: Command) -> bool:
+    return command.name == "rm" and any(
+        (w.value or "").endswith("/etc/apt/apt.conf.d/docker-clean") for w in command.args)
+
+
+def is_cache_path(path: str) -> bool:
+    return any(is_within(path.rstrip("*").rstrip("/") or "/", folder) for folder in CACHE_PATHS)
+
+
+class AptRule(Rule):
+    """
+    ## What it does
+    Finds `apt-get install` / `apt install` / `apt-get update` in a RUN without cache mounts
+    on `/var/cache/apt` (the downloaded .debs) and `/var/lib/apt/lists` (the package lists),
+    and adds both with `sharing=locked`.
+
+    ## Why is this bad?
+    Every rebuild of the layer downloads the package lists and every .deb again. Three things
+    are needed for apt's cache to work in a build, and the fix does all three:
+    - `sharing=locked`: apt takes a lock in both folders, and two builds sharing a cache at
+      once fail with `Could not get lock` (buildkit#1662).
+    - the `docker-clean` hook of the Debian and Ubuntu images deletes each .deb right after
+      it is installed, so it is removed (and `Keep-Downloaded-Packages` set for `apt`) in the
+      first RUN of the stage that installs.
+    - `rm -rf /var/lib/apt/lists/*` and `apt-get clean` would empty the cache, and are not
+      needed any more: the mounted folders never enter the image. They are removed from the
+      RUN that gains the mounts, and only there.
+
+    Only `/var/lib/apt/lists` is mounted, not all of `/var/lib/apt`: the rest of it holds
+    `extended_states`, apt's record of which packages were installed automatically, which
+    belongs in the image (`apt-get autoremove` in a later layer needs it).
+
+    ## Example
+    ```dockerfile
+    RUN apt-get update && apt-get install -y curl && rm -rf /var/lib/apt/lists/*
+    ```
+
+    ## Use instead
+    ```dockerfile
+    RUN --mount=type=cache,target=/var/cache/apt,sharing=locked --mount=type=cache,target=/var/lib/apt/lists,sharing=locked rm -f /etc/apt/apt.conf.d/docker-clean && echo 'Binary::apt::APT::Keep-Downloaded-Packages "true";' > /etc/apt/apt.conf.d/keep-cache && apt-get update && apt-get install -y curl
+    ```
+
+    ## Fix safety
+    Safe. A later RUN that installs without `apt-get update` still works: it gets the same
+    mounts, so it sees the lists the earlier RUN downloaded.
+    """  # noqa: E501
+
+    code = "CF201"
+    name = "apt-cache-mount"
+    manager = "apt"
+    summary = "apt-get install without cache mounts on apt's archives and lists"
+
+    def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
+        if any(disables_docker_clean(c) for c in run.commands):
+            run.stage.facts.add(KEEPS_DEBS_FACT)
+        apts = [c for c in run.commands if apt_subcommand(c) in DOWNLOADING]
+        if not apts:
+            return
+        first = apts[0]
+        if run.uid not in (0, None) and all(c.name != "sudo" for c in apts):
+            return  # apt as a non-root user fails before it downloads anything
+        wanted = [CacheMount(ARCHIVES, sharing="locked"), CacheMount(LISTS, sharing="locked")]
+        fix, changed = self.mount_edits(run, wanted)
+        if not changed:
+            return
+        if KEEPS_DEBS_FACT not in run.stage.facts:
+            keep = edits.preamble(run, KEEP_DEBS, dockerfile.newline)
+            if keep is not None:
+                fix.append(keep)
+                run.stage.facts.add(KEEPS_DEBS_FACT)
+        fix.extend(self._cache_clean_ups(run.commands))
+        targets = " and ".join(m.target for m in changed)
+        yield self.finding(dockerfile, command_span(run, first),
+                           f"apt downloads without a locked cache mount on {targets}", fix)
+
+    @staticmethod
+    def _cache_clean_ups(commands: tuple[Command, ...]) -> Iterator[Edit]:
+        """`apt-get clean` and `rm -rf /var/lib/apt/lists/*` would empty the mounted caches."""
+        for command in commands:
+            if apt_subcommand(command) in ("clean", "autoclean") and command.removal:
+                yield edits.delete(command.removal)
+            elif command.name == "rm":
+                paths = [w for w in command.args if not (w.value or "?").startswith("-")]
+                cached = [w for w in paths if is_cache_path(w.value or "")]
+                if not cached:
+                    continue
+                if len(cached) == len(paths) and command.removal:
+                    yield edits.delete(command.removal)
+                elif len(cached) < len(paths):
+                    yield from remove_words(cached, previous_words(command))

@@ -1,0 +1,118 @@
+"""What a rule is: a code, a name, its documentation, and a check over one RUN.
+
+A rule knows one package manager: where it caches for a given user and environment, what
+defeats its cache, and what the fix is. Dockerfile syntax and shell parsing come from
+`cachefix.rewriter`; a rule never searches raw text.
+
+The class docstring is the rule's documentation, in ruff's sections (*What it does*, *Why is
+this bad?*, *Example*, *Use instead*, *Fix safety*): `cachefix explain CODE` prints it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from cachefix.model import Edit, Finding, Position, Severity
+from cachefix.rewriter import edits
+from cachefix.rewriter.context import RunContext
+from cachefix.rewriter.dockerfile import Dockerfile
+from cachefix.rewriter.mounts import CacheMount, ExistingMount, existing_mounts, same_path
+from cachefix.rewriter.shell import Command, Word
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Options:
+    """Settings a rule may honour (from the command line or the configuration file)."""
+
+    id_prefix: str = ""
+    sharing: str | None = None
+
+
+class Rule:
+    """Base class: subclasses set the class attributes and implement `check`."""
+
+    code: str = ""
+    name: str = ""
+    manager: str = ""
+    summary: str = ""
+
+    def __init__(self, options: Options | None = None) -> None:
+        self.options = options or Options()
+
+    def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
+        raise NotImplementedError
+
+    @classmethod
+    def documentation(cls) -> str:
+        return inspect.cleandoc(cls.__doc__ or "")
+
+    # Helpers shared by every rule.
+
+    def finding(self, dockerfile: Dockerfile, span: Span, message: str, fix: Sequence[Edit] = (),
+                severity: Severity = Severity.WARNING) -> Finding:
+        start = Position(*dockerfile.position(span[0]))
+        end = Position(*dockerfile.position(max(span[0], span[1] - 1)))
+        return Finding(self.code, self.manager, message, start, Position(end.line, end.column + 1),
+                       severity, tuple(fix))
+
+    def mount_edits(self, run: RunContext, wanted: Sequence[CacheMount]) -> tuple[list[Edit], list[CacheMount]]:
+        """Edits that put `wanted` mounts on the RUN: add the missing, correct the near misses.
+
+        Returns the edits and the mounts that were missing or wrong (empty: nothing to do).
+        """
+        present = existing_mounts(run.instruction)
+        out: list[Edit] = []
+        changed: list[CacheMount] = []
+        for mount in wanted:
+            mount = self._with_options(mount)
+            if any(mount.satisfied_by(m) for m in present):
+                continue
+            changed.append(mount)
+            near = next((m for m in present if m.is_cache and same_path(m.target, mount.target)), None)
+            if near is not None:
+                out.append(edits.replace_flag(near.flag, _merge(near, mount)))
+            else:
+                out.append(edits.add_flag(run.instruction, mount.render()))
+        return out, changed
+
+    def _with_options(self, mount: CacheMount) -> CacheMount:
+        prefix = self.options.id_prefix
+        if prefix and mount.id is None:
+            mount = CacheMount(mount.target, f"{prefix}{self.manager}", mount.sharing, mount.uid, mount.gid)
+        if self.options.sharing and mount.sharing is None:
+            mount = CacheMount(mount.target, mount.id, self.options.sharing, mount.uid, mount.gid)
+        return mount
+
+
+def _merge(existing: ExistingMount, wanted: CacheMount) -> str:
+    """Correct an existing mount in place, keeping options the user chose (id, mode, ...)."""
+    options = dict(existing.options)
+    for key in ("sharing", "uid", "gid"):
+        value = getattr(wanted, key)
+        if value is not None:
+            options[key] = str(value)
+    ordered = ["type=cache"] + [f"{k}={v}" if v != "true" else k for k, v in options.items() if k != "type"]
+    return "--mount=" + ",".join(ordered)
+
+
+def remove_words(words: Iterable[Word], previous: dict[int, Word]) -> Iterator[Edit]:
+    """Delete words together with the whitespace before them (continuations kept intact)."""
+    for word in words:
+        before = previous.get(id(word))
+        if word.span is None or before is None or before.span is None:
+            continue
+        yield edits.delete((before.span[1], word.span[1]))
+
+
+def previous_words(command: Command) -> dict[int, Word]:
+    """For each word, the word before it (the deletion of a word starts after its predecessor)."""
+    return {id(w): command.words[i - 1] for i, w in enumerate(command.words) if i > 0}
+
+
+def command_span(run: RunContext, command: Command) -> Span:
+    """Where to point a finding: the command, or the instruction when the command has no span."""
+    return command.span or run.instruction.span

@@ -1,0 +1,179 @@
+"""CF301 huggingface: model downloads that either miss the cache or lose the model."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from cachefix.model import Finding
+from cachefix.rewriter import edits
+from cachefix.rewriter.context import RunContext, command_env
+from cachefix.rewriter.dockerfile import Dockerfile
+from cachefix.rewriter.mounts import CacheMount, cache_mount_covering, existing_mounts
+from cachefix.rewriter.shell import Command, Word, iter_options
+from cachefix.rules.base import Rule, command_span
+
+CLIS = frozenset({"huggingface-cli", "hf"})
+PYTHON_CALLS = re.compile(r"\b(snapshot_download|hf_hub_download)\s*\(")
+# Options of `hf download` that take a value (the rest are flags).
+VALUED = frozenset({"--revision", "--repo-type", "--include", "--exclude", "--token", "--cache-dir", "--local-dir",
+                    "--local-dir-use-symlinks", "--max-workers"})
+PATTERN = ('RUN --mount=type=cache,target=/root/.cache/huggingface mkdir -p /models/NAME && '
+           'cp -rL "$(hf download ORG/NAME --revision SHA --quiet)"/. /models/NAME')
+
+
+def hub_cache(env: dict[str, str], home: str | None) -> str | None:
+    """The folder to mount: HF_HUB_CACHE, else HF_HOME, else `$XDG_CACHE_HOME/huggingface`."""
+    if env.get("HF_HUB_CACHE"):
+        return env["HF_HUB_CACHE"]
+    if env.get("HF_HOME"):
+        return env["HF_HOME"]
+    if env.get("XDG_CACHE_HOME"):
+        return env["XDG_CACHE_HOME"].rstrip("/") + "/huggingface"
+    return None if home is None else home.rstrip("/") + "/.cache/huggingface"
+
+
+def is_download(command: Command) -> bool:
+    values = command.values()
+    return command.name in CLIS and len(values) > 1 and values[1] == "download"
+
+
+def split_arguments(words: tuple[Word, ...]) -> tuple[list[Word], dict[str, tuple[int, Word | None]]]:
+    """Positional words and options (option → (index of the option word, its value word))."""
+    positional: list[Word] = []
+    options: dict[str, tuple[int, Word | None]] = {}
+    skip: set[int] = set()
+    for i, option, inline in iter_options(list(words)):
+        takes = option in VALUED and inline is None
+        options[option] = (i, words[i + 1] if takes and i + 1 < len(words) else None)
+        skip.add(i)
+        if takes:
+            skip.add(i + 1)
+    positional = [w for i, w in enumerate(words) if i not in skip]
+    return positional, options
+
+
+class HuggingFaceRule(Rule):
+    """
+    ## What it does
+    Finds HuggingFace model downloads in a RUN (`hf download`, `huggingface-cli download`,
+    `snapshot_download(` / `hf_hub_download(` in Python run by the RUN) and makes them
+    download once, with the model still in the image.
+
+    ## Why is this bad?
+    A download without a cache mount fetches the whole model on every rebuild of the layer.
+    The naive fixes lose something:
+    - a cache mount on the HuggingFace cache alone keeps the model out of the image (it
+      lands in the mount), so the container downloads it again at run time, or fails offline;
+    - `--local-dir` puts the model in the image but bypasses the cache, so the mount saves
+      nothing.
+    The safe pattern downloads through a mounted cache and copies the files out, with links
+    resolved, in the same RUN.
+
+    ## Example
+    ```dockerfile
+    RUN hf download org/model --local-dir /models/model
+    ```
+
+    ## Use instead
+    ```dockerfile
+    RUN --mount=type=cache,target=/root/.cache/huggingface mkdir -p /models/model && cp -rL "$(hf download org/model --quiet)"/. /models/model
+    ```
+
+    ## Fix safety
+    `hf download REPO --local-dir DIR` (a whole repository, as root) is rewritten to the
+    pattern above: the same files end up in DIR. Downloads of single files, downloads that
+    stay in the cache, Python calls and downloads by another user are reported with the
+    pattern to apply, not rewritten: doing it right needs knowledge of where the app loads
+    the model from.
+    """  # noqa: E501
+
+    code = "CF301"
+    name = "huggingface-cache-mount"
+    manager = "hf"
+    summary = "HuggingFace download without a cache mount, or one that loses the model"
+
+    def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
+        mounts = existing_mounts(run.instruction)
+        for command in run.commands:
+            if is_download(command):
+                yield from self._cli(run, dockerfile, command, mounts)
+            elif self._python_download(command):
+                yield from self._python(run, dockerfile, command, mounts)
+        for heredoc in run.instruction.heredocs:
+            if PYTHON_CALLS.search(heredoc.content) and not self._copied_out(run):
+                yield self.finding(dockerfile, heredoc.body_span, self._advice(run, mounts, "Python code"))
+
+    def _cli(self, run: RunContext, dockerfile: Dockerfile, command: Command, mounts: list) -> Iterable[Finding]:
+        env = command_env(run, command)
+        cache = hub_cache(env, run.home)
+        mounted = cache is not None and cache_mount_covering(mounts, cache) is not None
+        positional, options = split_arguments(command.words[2:])
+        local_dir = options.get("--local-dir")
+        if mounted and local_dir is None and (command.substituted or self._copied_out(run)):
+            return  # already the safe pattern
+        fixable = (local_dir is not None and local_dir[1] is not None and local_dir[1].value is not None
+                   and len(positional) == 1 and run.is_root and run.shell_form and cache is not None
+                   and command.span is not None and not command.in_pipeline and "--cache-dir" not in options)
+        if not fixable:
+            yield self.finding(dockerfile, command_span(run, command), self._advice(run, mounts, "`hf download`"))
+            return
+        assert cache is not None and local_dir is not None and local_dir[1] is not None and command.span
+        fix, _ = self.mount_edits(run, [CacheMount(cache)])
+        fix.append(edits.Edit(command.span[0], command.span[1], self._safe_download(command, local_dir[1].raw)))
+        yield self.finding(dockerfile, command_span(run, command),
+                           f"`--local-dir` bypasses the HuggingFace cache: download through a cache mount on {cache} "
+                           f"and copy the files to {local_dir[1].value}", fix)
+
+    @staticmethod
+    def _safe_download(command: Command, destination: str) -> str:
+        """`mkdir -p DIR && cp -rL "$(hf download REPO OPTIONS --quiet)"/. DIR`."""
+        kept: list[str] = []
+        skip = False
+        words = command.words
+        for i, word in enumerate(words):
+            if skip:
+                skip = False
+                continue
+            value = word.value or ""
+            option = value.split("=", 1)[0]
+            if option in ("--local-dir", "--local-dir-use-symlinks", "--quiet"):
+                skip = "=" not in value and i + 1 < len(words) and option != "--quiet"
+                continue
+            kept.append(word.raw)
+        prefix = " ".join(f"{a.name}={a.value}" for a in command.assignments if a.value is not None)
+        download = " ".join([*([prefix] if prefix else []), *kept, "--quiet"])
+        return f'mkdir -p {destination} && cp -rL "$({download})"/. {destination}'
+
+    def _python_download(self, command: Command) -> bool:
+        return command.name.startswith("python") and any(PYTHON_CALLS.search(w.value or w.raw) for w in command.args)
+
+    def _python(self, run: RunContext, dockerfile: Dockerfile, command: Command, mounts: list) -> Iterable[Finding]:
+        cache = hub_cache(command_env(run, command), run.home)
+        if cache is not None and cache_mount_covering(mounts, cache) is not None and self._copied_out(run):
+            return
+        yield self.finding(dockerfile, command_span(run, command), self._advice(run, mounts, "Python code"))
+
+    @staticmethod
+    def _copied_out(run: RunContext) -> bool:
+        """The RUN copies the download out of the cache (`cp -L`, `shutil.copytree`)."""
+        if any("copytree" in h.content for h in run.instruction.heredocs):
+            return True
+        for command in run.commands:
+            flags = [w.value for w in command.args if (w.value or "").startswith("-")]
+            if command.name == "cp" and any("L" in f or f == "--dereference" for f in flags if f):
+                return True
+            if any("copytree" in (w.value or w.raw) for w in command.args):
+                return True
+        return False
+
+    @staticmethod
+    def _advice(run: RunContext, mounts: list, what: str) -> str:
+        if run.uid not in (0,):
+            where = "a cache outside the home folder (HF_HOME=/var/cache/hf with uid=/gid= on the mount)"
+        else:
+            where = "a cache mount"
+        lost = " the model would stay in the mount, not in the image;" if mounts else ""
+        return (f"{what} downloads a model on every rebuild;{lost} download through {where} and copy it out "
+                f"with links resolved in the same RUN, e.g. `{PATTERN}` (in Python: "
+                f"shutil.copytree(snapshot_download(...), '/models/NAME'))")

@@ -1,0 +1,175 @@
+"""CF101 pip: `pip install` without a cache mount where pip really caches."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+from cachefix.model import Edit, Finding
+from cachefix.rewriter import edits
+from cachefix.rewriter.context import RunContext, command_env
+from cachefix.rewriter.dockerfile import Dockerfile
+from cachefix.rewriter.mounts import CacheMount, is_within
+from cachefix.rewriter.shell import Command, Word, iter_options
+from cachefix.rules.base import Rule, command_span, previous_words, remove_words
+
+_PIP = re.compile(r"pip(\d+(\.\d+)*)?")
+_PYTHON = re.compile(r"python(\d+(\.\d+)*)?")
+DOWNLOADING = frozenset({"install", "download", "wheel"})
+# Options that name where pip puts what it installs or downloads.
+DESTINATIONS = frozenset({"--target", "-t", "--prefix", "--root", "--dest", "-d", "--wheel-dir", "-w"})
+# Where pip caches for a user that is not root: outside the home folder, so the mount point
+# left behind in the image does not make `~/.cache` root-owned (buildkit#3153).
+NON_ROOT_CACHE = "/var/cache/pip-{uid}"
+
+
+def pip_arguments(command: Command) -> tuple[Word, ...] | None:
+    """The words after `pip` for `pip`, `pip3.11`, `python3 -m pip`; None when not pip."""
+    if _PIP.fullmatch(command.name):
+        return command.args
+    if _PYTHON.fullmatch(command.name):
+        values = [w.value for w in command.args]
+        for i, value in enumerate(values):
+            if value == "-m" and i + 1 < len(values) and values[i + 1] == "pip":
+                return command.args[i + 2:]
+            if value is None or not value.startswith("-"):
+                return None
+    return None
+
+
+def subcommand(arguments: tuple[Word, ...]) -> str | None:
+    return next((w.value for w in arguments if w.value and not w.value.startswith("-")), None)
+
+
+def cache_dir(env: dict[str, str], home: str | None, arguments: tuple[Word, ...]) -> str | None:
+    """Where this pip caches: `--cache-dir`, `PIP_CACHE_DIR`, `$XDG_CACHE_HOME/pip`, `~/.cache/pip`."""
+    words = list(arguments)
+    for i, option, inline in iter_options(words):
+        if option == "--cache-dir":
+            return inline if inline is not None else (words[i + 1].value if i + 1 < len(words) else None)
+    if env.get("PIP_CACHE_DIR"):
+        return env["PIP_CACHE_DIR"]
+    if env.get("XDG_CACHE_HOME"):
+        return env["XDG_CACHE_HOME"].rstrip("/") + "/pip"
+    return None if home is None else home.rstrip("/") + "/.cache/pip"
+
+
+def destinations(arguments: tuple[Word, ...]) -> Iterator[str]:
+    words = list(arguments)
+    for i, option, inline in iter_options(words):
+        if option in DESTINATIONS:
+            value = inline if inline is not None else (words[i + 1].value if i + 1 < len(words) else None)
+            if value:
+                yield value
+
+
+class PipRule(Rule):
+    """
+    ## What it does
+    Finds `pip install` (also `pip3`, `pip3.12`, `python -m pip`, `pip download`, `pip wheel`)
+    in a RUN that has no cache mount on pip's cache folder, and adds one.
+
+    ## Why is this bad?
+    Without a cache mount every rebuild of the layer downloads every wheel again. With one,
+    the wheels stay in BuildKit's cache between builds and never enter the image, so
+    `--no-cache-dir` is no longer needed to keep the image small.
+
+    The mount goes where pip really caches for the user running it: `/root/.cache/pip` for
+    root, or `PIP_CACHE_DIR` / `XDG_CACHE_HOME` when the file sets them. For another user it
+    goes outside the home folder (`/var/cache/pip-UID`, owned by that uid, with
+    `PIP_CACHE_DIR` set for that command only): a mount under `/home/app/.cache` would leave
+    `/home/app/.cache` owned by root in the image, and the app could no longer write its own
+    cache at run time. `PIP_NO_CACHE_DIR` disables the cache whatever its value, even `0`.
+
+    ## Example
+    ```dockerfile
+    RUN pip install --no-cache-dir -r requirements.txt
+    ```
+
+    ## Use instead
+    ```dockerfile
+    RUN --mount=type=cache,target=/root/.cache/pip pip install -r requirements.txt
+    ```
+
+    ## Fix safety
+    Safe: only where bytes come from changes. `--no-cache-dir` and a `PIP_NO_CACHE_DIR=`
+    prefix are removed only in the RUN that gains the mount. Not fixed, and reported instead:
+    a user whose uid the file does not show, `ENV PIP_NO_CACHE_DIR`, and an install whose
+    `--target`/`--prefix`/`-d` points into the cache (the result would be lost with the mount).
+    """
+
+    code = "CF101"
+    name = "pip-cache-mount"
+    manager = "pip"
+    summary = "pip install without a cache mount on pip's cache"
+
+    def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
+        pips = [(c, a) for c in run.commands if (a := pip_arguments(c)) is not None and subcommand(a) in DOWNLOADING]
+        if not pips:
+            return
+        first = pips[0][0]
+        env = command_env(run, first)
+        if "PIP_NO_CACHE_DIR" in run.stage.env and not any(a.name == "PIP_NO_CACHE_DIR" for a in first.assignments):
+            yield self.finding(dockerfile, command_span(run, first),
+                               "ENV PIP_NO_CACHE_DIR disables pip's cache whatever its value (even 0 or false); "
+                               "remove it from ENV so a cache mount can work")
+            return
+        if run.uid is None:
+            yield self.finding(dockerfile, command_span(run, first),
+                               f"pip runs as user '{run.user}' whose uid this file does not show, so a cache mount "
+                               "cannot be made writable for it: create the user with `useradd -u UID` (or use a "
+                               "numeric USER) and run cachefix again")
+            return
+        target = cache_dir(env, run.home, pips[0][1])
+        default = None if run.home is None else run.home.rstrip("/") + "/.cache/pip"
+        redirect = not run.is_root and target == default
+        if redirect:
+            if not run.shell_form:
+                yield self.finding(dockerfile, command_span(run, first),
+                                   "pip runs as a non-root user in an exec-form RUN; rewrite it in shell form so "
+                                   "PIP_CACHE_DIR can point at a cache mount outside the home folder")
+                return
+            target = NON_ROOT_CACHE.format(uid=run.uid)
+        if target is None:
+            return
+        for command, arguments in pips:
+            for destination in destinations(arguments):
+                if is_within(destination, target):
+                    yield self.finding(dockerfile, command_span(run, command),
+                                       f"pip writes its result to {destination}, inside its cache {target}: a cache "
+                                       "mount there would keep the result out of the image; install elsewhere")
+                    return
+        mount = CacheMount(target, uid=None if run.is_root else run.uid, gid=None if run.is_root else run.gid)
+        fix, changed = self.mount_edits(run, [mount])
+        if not changed:
+            return
+        fix.extend(self._cache_defeaters(pips))
+        if redirect:
+            fix.extend(self._redirects(pips, target))
+        yield self.finding(dockerfile, command_span(run, first),
+                           f"pip downloads without a cache mount on {target}: add `{changed[0].render()}`"
+                           + (f" and PIP_CACHE_DIR={target}" if redirect else ""),
+                           fix)
+
+    @staticmethod
+    def _cache_defeaters(pips: list[tuple[Command, tuple[Word, ...]]]) -> Iterator[Edit]:
+        """`--no-cache-dir` and `PIP_NO_CACHE_DIR=...` go once the RUN has a mount."""
+        for command, arguments in pips:
+            yield from remove_words((w for w in arguments if w.value == "--no-cache-dir"), previous_words(command))
+            for assignment in command.assignments:
+                if assignment.name == "PIP_NO_CACHE_DIR" and assignment.span:
+                    yield edits.delete((assignment.span[0], _next_start(command, assignment.span[1])))
+
+    @staticmethod
+    def _redirects(pips: list[tuple[Command, tuple[Word, ...]]], target: str) -> Iterator[Edit]:
+        for command, _ in pips:
+            start = command.words[0].span
+            if start is not None and not any(a.name == "PIP_CACHE_DIR" for a in command.assignments):
+                yield edits.insert(start[0], f"PIP_CACHE_DIR={target} ")
+
+
+def _next_start(command: Command, after: int) -> int:
+    """Where the next assignment or word starts, so a deletion takes the space after it too."""
+    starts = [a.span[0] for a in command.assignments if a.span and a.span[0] >= after]
+    starts += [w.span[0] for w in command.words if w.span and w.span[0] >= after]
+    return min(starts, default=after)

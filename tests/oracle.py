@@ -1,0 +1,71 @@
+"""BuildKit's own parser (the `dockerfile` package) as a judge of what a fix changed.
+
+Independent of cachefix's parser and shell analysis on purpose: a bug there must not hide
+itself here. A fix may add or change cache mounts, drop cache-defeating flags and cache
+clean-ups, disable apt's docker-clean hook and point pip's cache elsewhere; nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import dockerfile
+
+# Simple commands whose only effect is on package caches.
+CACHE_PLUMBING = [
+    re.compile(r"^rm -(rf|fr|r|f|Rf) (/var/lib/apt/lists|/var/cache/apt)\S*( \S+)*$"),
+    re.compile(r"^(apt-get|apt) (-\S+ )*(clean|autoclean)$"),
+    re.compile(r"^rm -f /etc/apt/apt\.conf\.d/docker-clean$"),
+    re.compile(r"^echo .*Keep-Downloaded-Packages.*$"),
+]
+CACHE_WORDS = re.compile(r"^(--no-cache-dir|PIP_NO_CACHE_DIR=\S*|PIP_CACHE_DIR=\S*)$")
+INSTRUCTIONS = {"ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
+                "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"}
+
+
+def parse(text: str):
+    """BuildKit's parse plus its next step's check for unknown instructions; raises on error."""
+    commands = dockerfile.parse_string(text)
+    for command in commands:
+        if command.cmd.upper() not in INSTRUCTIONS:
+            raise ValueError(f"line {command.start_line}: unknown instruction: {command.cmd}")
+    return commands
+
+
+def _simple_commands(text: str) -> list[str]:
+    parts = re.split(r"&&|\|\||;|\n|\|", text.replace("\\\n", " "))
+    out = []
+    for part in parts:
+        try:
+            words = shlex.split(part)
+        except ValueError:
+            words = part.split()
+        kept = " ".join(w for w in words if not CACHE_WORDS.match(w))
+        if kept and not any(p.match(kept) for p in CACHE_PLUMBING):
+            out.append(kept)
+    return out
+
+
+def _run_text(command) -> str:
+    return " ".join(command.value) + "".join("\n" + h.content for h in command.heredocs)
+
+
+def non_cache_changes(before: str, after: str) -> list[str]:
+    """What differs between two files beyond cache mounts and cache plumbing."""
+    b, a = parse(before), parse(after)
+    if [c.cmd.upper() for c in b] != [c.cmd.upper() for c in a]:
+        return ["the sequence of instructions changed"]
+    problems = []
+    for old, new in zip(b, a):
+        where = f"line {old.start_line} {old.cmd.upper()}"
+        if old.cmd.upper() != "RUN":
+            if (old.flags, old.value, old.json, old.heredocs) != (new.flags, new.value, new.json, new.heredocs):
+                problems.append(f"{where}: changed")
+            continue
+        if [f for f in old.flags if "type=cache" not in f] != [f for f in new.flags if "type=cache" not in f]:
+            problems.append(f"{where}: flags other than cache mounts changed")
+        if _simple_commands(_run_text(old)) != _simple_commands(_run_text(new)):
+            problems.append(f"{where}: commands changed: {_simple_commands(_run_text(old))} -> "
+                            f"{_simple_commands(_run_text(new))}")
+    return problems
