@@ -6,8 +6,8 @@ nor files on disk (the runner does), so it is easy to test on strings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 
 from cachefix.model import Edit, Finding
 from cachefix.rewriter.context import run_contexts
@@ -39,8 +39,7 @@ class Outcome:
     remaining: list[Finding] = field(default_factory=list)
 
 
-def lint(dockerfile: Dockerfile, settings: Settings) -> list[Finding]:
-    """Every finding of the selected rules, in file order."""
+def _rule_findings(dockerfile: Dockerfile, settings: Settings) -> list[Finding]:
     run_rules = [r for r in settings.rules if not isinstance(r, SyntaxRule)]
     findings: list[Finding] = []
     for run in run_contexts(dockerfile):
@@ -49,30 +48,34 @@ def lint(dockerfile: Dockerfile, settings: Settings) -> list[Finding]:
     for rule in settings.rules:
         if isinstance(rule, SyntaxRule):
             findings.extend(rule.check_file(dockerfile, settings.syntax))
-    if any(_adds_mount(f) for f in findings):
-        findings = _with_directive(dockerfile, findings, settings.syntax)
     return sorted(findings, key=lambda f: (f.start.line, f.start.column, f.code))
 
 
-def _adds_mount(finding: Finding) -> bool:
-    return any("--mount=type=cache" in e.replacement for e in finding.edits)
+def lint(dockerfile: Dockerfile, settings: Settings) -> list[Finding]:
+    """Every finding of the selected rules, in file order.
 
-
-def _with_directive(dockerfile: Dockerfile, findings: list[Finding], syntax: str | None) -> list[Finding]:
-    """The first mount fix also writes (or raises) `# syntax=`, unless a CF001 finding does."""
-    if any(f.code == SyntaxRule.code for f in findings):
-        return findings
-    edit = directive_edit(dockerfile, syntax, adds_mounts=True)
+    The `# syntax=` edit a mount fix needs is shown as part of the first mount finding, so a
+    finding's edits (in JSON and SARIF output) are a complete fix on their own.
+    """
+    findings = _rule_findings(dockerfile, settings)
+    edit = _directive_for(dockerfile, findings, settings)
     if edit is None:
         return findings
-    out, done = [], False
-    for finding in findings:
-        if not done and _adds_mount(finding):
-            finding = Finding(finding.code, finding.manager, finding.message, finding.start, finding.end,
-                              finding.severity, (*finding.edits, edit))
-            done = True
-        out.append(finding)
-    return out
+    first = next(i for i, f in enumerate(findings) if _adds_mount(f.edits))
+    findings[first] = replace(findings[first], edits=(*findings[first].edits, edit))
+    return findings
+
+
+def _adds_mount(edits: Iterable[Edit]) -> bool:
+    return any("--mount=type=cache" in e.replacement for e in edits)
+
+
+def _directive_for(dockerfile: Dockerfile, fixes: Iterable[Finding], settings: Settings) -> Edit | None:
+    """The `# syntax=` edit needed once these fixes add mounts, unless a CF001 fix is among them."""
+    fixes = list(fixes)
+    if not any(_adds_mount(f.edits) for f in fixes) or any(f.code == SyntaxRule.code for f in fixes):
+        return None
+    return directive_edit(dockerfile, settings.syntax, adds_mounts=True)
 
 
 def fix(text: str, settings: Settings) -> Outcome:
@@ -81,9 +84,9 @@ def fix(text: str, settings: Settings) -> Outcome:
     Raises DockerfileSyntaxError for text BuildKit would reject: such a file is never changed.
     """
     dockerfile = parse(text)
-    findings = lint(dockerfile, settings)
     accepted: list[Edit] = []
-    for finding in findings:
+    applied: list[Finding] = []
+    for finding in _rule_findings(dockerfile, settings):
         if not finding.edits:
             continue
         try:
@@ -91,6 +94,11 @@ def fix(text: str, settings: Settings) -> Outcome:
         except EditConflict:
             continue  # left for a later run; the re-lint below reports it
         accepted.extend(finding.edits)
+        applied.append(finding)
+    directive = _directive_for(dockerfile, applied, settings)
+    if directive is not None:
+        accepted.append(directive)
+    findings = lint(dockerfile, settings)
     fixed = apply(text, accepted) if accepted else text
     if fixed == text:
         return Outcome(findings, text, findings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -51,16 +52,18 @@ def find_dockerfiles(paths: Sequence[str], exclude: Sequence[str] = ()) -> Itera
                 except OSError:
                     pass
 
-            def skipped(rel: str, is_dir: bool) -> bool:
-                candidate = rel + ("/" if is_dir else "")
-                if excluded is not None and excluded.match_file(candidate):
-                    return True
-                return any(spec.match_file(candidate[len(base):]) for base, spec in ignores)
-
-            dirs[:] = sorted(d for d in dirs if d != ".git" and not skipped(rel_folder + d, True))
+            dirs[:] = sorted(d for d in dirs
+                             if d != ".git" and not _skipped(rel_folder + d + "/", excluded, ignores))
             for name in sorted(files):
-                if is_dockerfile_name(name) and not skipped(rel_folder + name, False):
+                if is_dockerfile_name(name) and not _skipped(rel_folder + name, excluded, ignores):
                     yield Path(folder, name)
+
+
+def _skipped(relative: str, excluded, ignores: list[tuple[str, object]]) -> bool:
+    """Excluded on the command line, or ignored by a .gitignore above it (relative to that file)."""
+    if excluded is not None and excluded.match_file(relative):
+        return True
+    return any(spec.match_file(relative[len(base):]) for base, spec in ignores)
 
 
 def read_dockerfile(path: Path) -> str:
@@ -95,10 +98,8 @@ def write_atomically(path: Path, text: str) -> None:
             os.fsync(handle.fileno())
         os.chmod(temp, stat.st_mode & 0o7777)
         if hasattr(os, "chown"):
-            try:
+            with contextlib.suppress(OSError):  # not ours to give away: keep our own ownership
                 os.chown(temp, stat.st_uid, stat.st_gid)
-            except OSError:
-                pass
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

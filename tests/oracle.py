@@ -20,6 +20,8 @@ CACHE_PLUMBING = [
     re.compile(r"^echo .*Keep-Downloaded-Packages.*$"),
 ]
 CACHE_WORDS = re.compile(r"^(--no-cache-dir|PIP_NO_CACHE_DIR=\S*|PIP_CACHE_DIR=\S*)$")
+APT_CACHE_PATH = re.compile(r"^(/var/lib/apt/lists|/var/cache/apt)(/\S*)?$")
+OPERATORS = {";", "&&", "||", "|", "&", "(", ")", ";;"}
 INSTRUCTIONS = {"ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
                 "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"}
 
@@ -34,16 +36,25 @@ def parse(text: str):
 
 
 def _simple_commands(text: str) -> list[str]:
-    parts = re.split(r"&&|\|\||;|\n|\|", text.replace("\\\n", " "))
-    out = []
-    for part in parts:
-        try:
-            words = shlex.split(part)
-        except ValueError:
-            words = part.split()
-        kept = " ".join(w for w in words if not CACHE_WORDS.match(w))
-        if kept and not any(p.match(kept) for p in CACHE_PLUMBING):
-            out.append(kept)
+    """The simple commands, split at shell operators outside quotes, cache plumbing dropped."""
+    lexer = shlex.shlex(text.replace("\\\n", " "), posix=True, punctuation_chars=";&|()")
+    lexer.whitespace = " \t\r"  # newlines separate commands
+    lexer.whitespace_split = True
+    out: list[str] = []
+    current: list[str] = []
+    for token in [*lexer, ";"]:
+        if token in OPERATORS or token == "\n" or "\n" in token:
+            words = [w for w in current if not CACHE_WORDS.match(w)]
+            if words and words[0] == "rm":
+                words = [w for w in words if not APT_CACHE_PATH.match(w)]
+                if all(w.startswith("-") for w in words[1:]):
+                    words = []  # only apt's caches were removed: the whole command was plumbing
+            kept = " ".join(w.replace(" --no-cache-dir", "") for w in words)
+            if kept and not any(p.match(kept) for p in CACHE_PLUMBING):
+                out.append(kept)
+            current = []
+        else:
+            current.append(token)
     return out
 
 
@@ -57,8 +68,13 @@ def non_cache_changes(before: str, after: str) -> list[str]:
     if [c.cmd.upper() for c in b] != [c.cmd.upper() for c in a]:
         return ["the sequence of instructions changed"]
     problems = []
-    for old, new in zip(b, a):
+    for old, new in zip(b, a, strict=True):
         where = f"line {old.start_line} {old.cmd.upper()}"
+        if old.cmd.upper() == "ONBUILD":
+            old_text, new_text = (re.sub(r"--mount=type=cache\S*\s+", "", c.original) for c in (old, new))
+            if old_text.replace(" --no-cache-dir", "") != new_text.replace(" --no-cache-dir", ""):
+                problems.append(f"{where}: changed")
+            continue
         if old.cmd.upper() != "RUN":
             if (old.flags, old.value, old.json, old.heredocs) != (new.flags, new.value, new.json, new.heredocs):
                 problems.append(f"{where}: changed")

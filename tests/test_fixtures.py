@@ -74,3 +74,10 @@ def test_findings_are_as_documented(case: Path) -> None:
     findings = lint(parse(read(case / "Dockerfile")), SETTINGS)
     got = [f"{f.start.line} {f.code} {'fixable' if f.fixable else 'unfixable'}" for f in findings]
     assert got == read(case / "findings").split("\n")[:-1]
+
+
+def test_the_oracle_notices_a_change_that_is_not_about_caches() -> None:
+    before = "FROM python:3.12\nRUN pip install --no-cache-dir flask && rm -rf /var/lib/apt/lists/*\n"
+    assert non_cache_changes(before, before.replace("pip", "--mount=type=cache,target=/root/.cache/pip pip", 1)) == []
+    assert non_cache_changes(before, before.replace("flask", "django")) != []
+    assert non_cache_changes(before, before.replace("RUN", "RUN --network=none")) != []

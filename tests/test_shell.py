@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cachefix.rewriter.shell import commands, exec_form_commands
+from cachefix.rewriter.shell import commands, exec_form_commands, removal_spans
 
 
 def names(script: str) -> list[str]:
@@ -42,10 +42,13 @@ def test_command_substitution_is_marked() -> None:
     assert [(c.name, c.substituted) for c in found] == [("cp", False), ("hf", True)]
 
 
-def removed(script: str, index: int) -> str:
-    cmd = commands(script, list(range(len(script))))[index]
-    assert cmd.removal is not None, "expected the command to be removable"
-    return script[:cmd.removal[0]] + script[cmd.removal[1]:]
+def removed(script: str, *indexes: int) -> str:
+    found = commands(script, list(range(len(script))))
+    spans = removal_spans([found[i] for i in indexes])
+    assert spans is not None, "expected the commands to be removable"
+    for start, end in sorted(spans, reverse=True):
+        script = script[:start] + script[end:]
+    return script
 
 
 @pytest.mark.parametrize(("script", "index", "expected"), [
@@ -61,10 +64,19 @@ def test_removal_keeps_the_rest_meaning_the_same(script: str, index: int, expect
     assert removed(script, index) == expected
 
 
+@pytest.mark.parametrize(("script", "indexes", "expected"), [
+    ("apt-get install x && apt-get clean && rm -rf /var/lib/apt/lists/*", (1, 2), "apt-get install x"),
+    ("apt-get clean && rm -rf /l && apt-get install x", (0, 1), "apt-get install x"),
+    ("a && apt-get clean && b && rm -rf /l", (1, 3), "a && b"),
+])
+def test_consecutive_removals_join_into_one(script: str, indexes: tuple[int, ...], expected: str) -> None:
+    assert removed(script, *indexes) == expected
+
+
 @pytest.mark.parametrize("script", ["a || rm x", "rm x || a", "rm x | tee log", "rm x"])
 def test_commands_whose_status_matters_are_not_removable(script: str) -> None:
     cmd = next(c for c in commands(script, list(range(len(script)))) if c.name == "rm")
-    assert cmd.removal is None
+    assert removal_spans([cmd]) is None
 
 
 def test_spans_map_through_the_offset_table() -> None:

@@ -8,6 +8,11 @@ from cachefix.model import FileResult, Finding, LintReport
 from cachefix.report.positions import LineIndex
 
 
+def _position(index: LineIndex, offset: int) -> dict[str, int]:
+    line, column = index.position(offset)
+    return {"line": line, "column": column}
+
+
 def finding_dict(result: FileResult, finding: Finding, index: LineIndex | None) -> dict:
     item = {
         "file": str(result.path),
@@ -23,8 +28,7 @@ def finding_dict(result: FileResult, finding: Finding, index: LineIndex | None) 
     }
     if finding.edits and index is not None:
         item["fix"] = {"edits": [
-            {"start": dict(zip(("line", "column"), index.position(e.start))),
-             "end": dict(zip(("line", "column"), index.position(e.end))),
+            {"start": _position(index, e.start), "end": _position(index, e.end),
              "replacement": e.replacement}
             for e in finding.edits
         ]}

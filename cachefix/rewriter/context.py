@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from cachefix.rewriter.dockerfile import Dockerfile, Heredoc, Instruction
 from cachefix.rewriter.shell import Command, commands, exec_form_commands
 
-_VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::?[-+](?P<default>[^}]*))?\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
+_VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::?[-+](?P<default>[^}]*))?\}"
+                  r"|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
 
 # Base images whose default user is not root: (image name, user, uid, gid, home).
 _IMAGE_USERS = (
@@ -210,9 +211,9 @@ def resolve_user(stage: Stage) -> tuple[int | None, int | None, str | None]:
 def run_commands(instruction: Instruction) -> tuple[list[Command], int | None, bool]:
     """The commands a RUN executes, where its script starts, and whether that is a heredoc."""
     target = instruction.inner if instruction.keyword == "ONBUILD" and instruction.inner else instruction
-    if target.json:
-        return exec_form_commands(target.value), None, False
     script, offsets = target.shell_source()
+    if target.json:
+        return exec_form_commands(target.value, script, offsets), None, False
     found = commands(script, offsets)
     start = next((offsets[i] for i, ch in enumerate(script) if not ch.isspace()), None)
     heredoc_script = False

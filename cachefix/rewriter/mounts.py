@@ -37,7 +37,7 @@ class CacheMount:
         """An existing mount does this mount's job when every option that matters agrees."""
         return (
             existing.is_cache
-            and same_path(existing.target, self.target)
+            and is_within(self.target, existing.target)
             and (self.sharing is None or existing.options.get("sharing") == self.sharing)
             and (self.uid is None or existing.options.get("uid") == str(self.uid))
             and (self.gid is None or existing.options.get("gid") == str(self.gid))

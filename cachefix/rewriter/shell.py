@@ -57,7 +57,9 @@ class Command:
     span: Span | None
     joined_before: str  # the operator joining it to the previous command ("" when first)
     joined_after: str  # the operator joining it to the next command ("" when last)
-    removal: Span | None  # what to delete to drop it and its joining operator, when safe
+    removable: bool = False  # in a plain list, joined by `&&`, `;` or newlines only
+    previous_end: int | None = None  # file offset just after the command before it
+    next_start: int | None = None  # file offset of the command after it
     in_pipeline: bool = False
     substituted: bool = False  # runs inside `$(...)`: its output is used by another command
 
@@ -260,7 +262,9 @@ class _Walker:
             span=src.file_span(anchor.start_byte, anchor.end_byte),
             joined_before=before,
             joined_after=after,
-            removal=None if in_pipeline else _removal_span(anchor, before, after, src),
+            removable=not in_pipeline and _removable(anchor, before, after),
+            previous_end=_edge(_operand(anchor, forward=False), src, end=True),
+            next_start=_edge(_operand(anchor, forward=True), src, end=False),
             in_pipeline=in_pipeline,
             substituted=self._substitution_depth > 0,
         ))
@@ -284,26 +288,50 @@ class _Walker:
         self._substitution_depth -= 1
 
 
-def _removal_span(node: tree_sitter.Node, before: str, after: str, src: _Source) -> Span | None:
-    """The file range that removes this command and one joining operator, or None.
+def _removable(node: tree_sitter.Node, before: str, after: str) -> bool:
+    """A command joined by `||` or in a pipeline is not removable: its exit status matters."""
+    return (before in REMOVABLE_JOINS and after in REMOVABLE_JOINS and bool(before or after)
+            and node.parent is not None
+            and node.parent.type in ("program", "list", "compound_statement", "subshell"))
 
-    Which operator goes decides what joins the neighbours afterwards: in `a && rm x; b` the
-    `&&` goes (`a; b`), in `a; rm x && b` the `&&` goes too (`a; b`), so `b` runs exactly
-    when it ran before. A command joined by `||` or in a pipeline is not removable: its exit
-    status matters.
+
+def _edge(node: tree_sitter.Node | None, src: _Source, *, end: bool) -> int | None:
+    if node is None:
+        return None
+    span = src.file_span(node.end_byte - 1, node.end_byte) if end else src.file_span(node.start_byte,
+                                                                                       node.start_byte + 1)
+    if span is None:
+        return None
+    return span[1] if end else span[0]
+
+
+def removal_spans(doomed: Sequence[Command]) -> list[Span] | None:
+    """File ranges that delete these commands, each with one joining operator; None if unsafe.
+
+    Consecutive commands go together. Which operator goes decides what joins the neighbours
+    afterwards: in `a && rm x; b` the `&&` goes (`a; b`), in `a; rm x && b` the `&&` goes too
+    (`a; b`), so `b` runs exactly when it ran before.
     """
-    if before not in REMOVABLE_JOINS or after not in REMOVABLE_JOINS or (not before and not after):
-        return None
-    if node.parent is None or node.parent.type not in ("program", "list", "compound_statement", "subshell"):
-        return None
-    backward = not after or (before and after in (";", "\n"))
-    other = _operand(node, forward=not backward)
-    if other is None:
-        return None
-    if backward:
-        span = src.file_span(other.end_byte - 1, node.end_byte)
-        return None if span is None else (span[0] + 1, span[1])
-    return src.file_span(node.start_byte, other.start_byte)
+    groups: list[list[Command]] = []
+    for command in doomed:
+        if not command.removable or command.span is None:
+            return None
+        if groups and groups[-1][-1].next_start == command.span[0]:
+            groups[-1].append(command)
+        else:
+            groups.append([command])
+    spans: list[Span] = []
+    for group in groups:
+        first, last = group[0], group[-1]
+        before, after = first.joined_before, last.joined_after
+        backward = not after or (before and after in (";", "\n"))
+        if backward and first.previous_end is not None and last.span is not None:
+            spans.append((first.previous_end, last.span[1]))
+        elif not backward and last.next_start is not None and first.span is not None:
+            spans.append((first.span[0], last.next_start))
+        else:
+            return None
+    return spans
 
 
 def commands(script: str, offsets: Sequence[int] | None = None) -> list[Command]:
@@ -313,13 +341,37 @@ def commands(script: str, offsets: Sequence[int] | None = None) -> list[Command]
     return walker.commands
 
 
-def exec_form_commands(argv: Sequence[str]) -> list[Command]:
-    """A JSON-form RUN runs one program with no shell; `["sh", "-c", "..."]` still has one."""
-    words = tuple(Word(a, a, None) for a in argv)
-    found = [Command((), words, None, "", "", None)]
+def exec_form_commands(argv: Sequence[str], source: str = "", offsets: Sequence[int] | None = None) -> list[Command]:
+    """A JSON-form RUN runs one program with no shell; `["sh", "-c", "..."]` still has one.
+
+    With the JSON text and its offsets, each element keeps its span (quotes included), so a
+    fix can drop `"--no-cache-dir"` from the array.
+    """
+    spans = _json_string_spans(source, offsets) if offsets is not None else []
+    if len(spans) != len(argv):
+        spans = [None] * len(argv)
+    words = tuple(Word(a, a, span) for a, span in zip(argv, spans, strict=True))
+    found = [Command((), words, None, "", "")]
     if len(argv) >= 3 and os.path.basename(argv[0]) in SHELLS and argv[1].startswith("-") and "c" in argv[1]:
         found.extend(commands(argv[2]))
     return found
+
+
+def _json_string_spans(source: str, offsets: Sequence[int]) -> list[Span | None]:
+    """File spans of the string elements of a JSON array, in order."""
+    spans: list[Span | None] = []
+    i = 0
+    while i < len(source):
+        if source[i] == '"':
+            j = i + 1
+            while j < len(source) and source[j] != '"':
+                j += 2 if source[j] == "\\" else 1
+            if j >= len(source):
+                return []
+            spans.append((offsets[i], offsets[j] + 1))
+            i = j
+        i += 1
+    return spans
 
 
 def iter_options(words: Sequence[Word]) -> Iterator[tuple[int, str, str | None]]:

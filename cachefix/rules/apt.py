@@ -9,7 +9,7 @@ from cachefix.rewriter import edits
 from cachefix.rewriter.context import RunContext
 from cachefix.rewriter.dockerfile import Dockerfile
 from cachefix.rewriter.mounts import CacheMount, is_within
-from cachefix.rewriter.shell import Command
+from cachefix.rewriter.shell import Command, removal_spans
 from cachefix.rules.base import Rule, command_span, previous_words, remove_words
 
 APT = frozenset({"apt-get", "apt", "aptitude"})
@@ -17,19 +17,24 @@ DOWNLOADING = frozenset({"install", "update", "upgrade", "dist-upgrade", "full-u
                          "download", "source", "reinstall"})
 ARCHIVES = "/var/cache/apt"
 LISTS = "/var/lib/apt/lists"
-KEEP_DEBS = (
-    "rm -f /etc/apt/apt.conf.d/docker-clean && "
-    "echo 'Binary::apt::APT::Keep-Downloaded-Packages \"true\";' > /etc/apt/apt.conf.d/keep-cache"
-)
+DISABLE_DOCKER_CLEAN = "rm -f /etc/apt/apt.conf.d/docker-clean"
+# `apt` (unlike `apt-get`) deletes .debs after installing unless told to keep them.
+KEEP_DEBS_FOR_APT = "echo 'Binary::apt::APT::Keep-Downloaded-Packages \"true\";' > /etc/apt/apt.conf.d/keep-cache"
 KEEPS_DEBS_FACT = "apt-keeps-debs"
 # Paths whose removal only empties apt's caches.
 CACHE_PATHS = (ARCHIVES, "/var/lib/apt")
 
 
-def apt_subcommand(command: Command) -> str | None:
+def _program(command: Command) -> str:
+    """`apt-get`, also behind `sudo`."""
     words = command.words[1:] if command.name == "sudo" else command.words
-    if not words or words[0].value is None or words[0].value.rsplit("/", 1)[-1] not in APT:
+    return (words[0].value or "").rsplit("/", 1)[-1] if words else ""
+
+
+def apt_subcommand(command: Command) -> str | None:
+    if _program(command) not in APT:
         return None
+    words = command.words[1:] if command.name == "sudo" else command.words
     return next((w.value for w in words[1:] if w.value and not w.value.startswith("-")), None)
 
 
@@ -55,8 +60,9 @@ class AptRule(Rule):
     - `sharing=locked`: apt takes a lock in both folders, and two builds sharing a cache at
       once fail with `Could not get lock` (buildkit#1662).
     - the `docker-clean` hook of the Debian and Ubuntu images deletes each .deb right after
-      it is installed, so it is removed (and `Keep-Downloaded-Packages` set for `apt`) in the
-      first RUN of the stage that installs.
+      it is installed, so it is removed in the first RUN of the stage that installs (and,
+      where the RUN uses `apt` rather than `apt-get`, `Keep-Downloaded-Packages` is set: only
+      `apt` defaults it to false).
     - `rm -rf /var/lib/apt/lists/*` and `apt-get clean` would empty the cache, and are not
       needed any more: the mounted folders never enter the image. They are removed from the
       RUN that gains the mounts, and only there.
@@ -72,7 +78,7 @@ class AptRule(Rule):
 
     ## Use instead
     ```dockerfile
-    RUN --mount=type=cache,target=/var/cache/apt,sharing=locked --mount=type=cache,target=/var/lib/apt/lists,sharing=locked rm -f /etc/apt/apt.conf.d/docker-clean && echo 'Binary::apt::APT::Keep-Downloaded-Packages "true";' > /etc/apt/apt.conf.d/keep-cache && apt-get update && apt-get install -y curl
+    RUN --mount=type=cache,target=/var/cache/apt,sharing=locked --mount=type=cache,target=/var/lib/apt/lists,sharing=locked rm -f /etc/apt/apt.conf.d/docker-clean && apt-get update && apt-get install -y curl
     ```
 
     ## Fix safety
@@ -99,7 +105,10 @@ class AptRule(Rule):
         if not changed:
             return
         if KEEPS_DEBS_FACT not in run.stage.facts:
-            keep = edits.preamble(run, KEEP_DEBS, dockerfile.newline)
+            steps = [DISABLE_DOCKER_CLEAN]
+            if any(_program(c) == "apt" for c in apts):
+                steps.append(KEEP_DEBS_FOR_APT)
+            keep = edits.preamble(run, " && ".join(steps), dockerfile.newline)
             if keep is not None:
                 fix.append(keep)
                 run.stage.facts.add(KEEPS_DEBS_FACT)
@@ -111,15 +120,16 @@ class AptRule(Rule):
     @staticmethod
     def _cache_clean_ups(commands: tuple[Command, ...]) -> Iterator[Edit]:
         """`apt-get clean` and `rm -rf /var/lib/apt/lists/*` would empty the mounted caches."""
+        doomed: list[Command] = []
         for command in commands:
-            if apt_subcommand(command) in ("clean", "autoclean") and command.removal:
-                yield edits.delete(command.removal)
+            if apt_subcommand(command) in ("clean", "autoclean"):
+                doomed.append(command)
             elif command.name == "rm":
                 paths = [w for w in command.args if not (w.value or "?").startswith("-")]
                 cached = [w for w in paths if is_cache_path(w.value or "")]
-                if not cached:
-                    continue
-                if len(cached) == len(paths) and command.removal:
-                    yield edits.delete(command.removal)
-                elif len(cached) < len(paths):
+                if cached and len(cached) == len(paths):
+                    doomed.append(command)
+                elif cached:
                     yield from remove_words(cached, previous_words(command))
+        for span in removal_spans(doomed) or ():
+            yield edits.delete(span)

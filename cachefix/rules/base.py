@@ -59,11 +59,15 @@ class Rule:
         return Finding(self.code, self.manager, message, start, Position(end.line, end.column + 1),
                        severity, tuple(fix))
 
-    def mount_edits(self, run: RunContext, wanted: Sequence[CacheMount]) -> tuple[list[Edit], list[CacheMount]]:
-        """Edits that put `wanted` mounts on the RUN: add the missing, correct the near misses.
+    def mount_edits(self, run: RunContext, wanted: Sequence[CacheMount],
+                    stale: Sequence[ExistingMount] = ()) -> tuple[list[Edit], list[CacheMount]]:
+        """Edits that put `wanted` mounts on the RUN: add the missing, correct the near misses,
+        and replace `stale` mounts (ones meant for this manager that cache nothing, such as
+        `/root/.cache/pip` for another user) rather than leave them beside the right one.
 
         Returns the edits and the mounts that were missing or wrong (empty: nothing to do).
         """
+        stale = list(stale)
         present = existing_mounts(run.instruction)
         out: list[Edit] = []
         changed: list[CacheMount] = []
@@ -75,6 +79,8 @@ class Rule:
             near = next((m for m in present if m.is_cache and same_path(m.target, mount.target)), None)
             if near is not None:
                 out.append(edits.replace_flag(near.flag, _merge(near, mount)))
+            elif stale:
+                out.append(edits.replace_flag(stale.pop(0).flag, mount.render()))
             else:
                 out.append(edits.add_flag(run.instruction, mount.render()))
         return out, changed

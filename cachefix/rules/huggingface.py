@@ -102,7 +102,7 @@ class HuggingFaceRule(Rule):
                 yield from self._python(run, dockerfile, command, mounts)
         for heredoc in run.instruction.heredocs:
             if PYTHON_CALLS.search(heredoc.content) and not self._copied_out(run):
-                yield self.finding(dockerfile, heredoc.body_span, self._advice(run, mounts, "Python code"))
+                yield self.finding(dockerfile, heredoc.body_span, self._advice(run, "Python code"))
 
     def _cli(self, run: RunContext, dockerfile: Dockerfile, command: Command, mounts: list) -> Iterable[Finding]:
         env = command_env(run, command)
@@ -116,7 +116,7 @@ class HuggingFaceRule(Rule):
                    and len(positional) == 1 and run.is_root and run.shell_form and cache is not None
                    and command.span is not None and not command.in_pipeline and "--cache-dir" not in options)
         if not fixable:
-            yield self.finding(dockerfile, command_span(run, command), self._advice(run, mounts, "`hf download`"))
+            yield self.finding(dockerfile, command_span(run, command), self._advice(run, "`hf download`"))
             return
         assert cache is not None and local_dir is not None and local_dir[1] is not None and command.span
         fix, _ = self.mount_edits(run, [CacheMount(cache)])
@@ -152,7 +152,7 @@ class HuggingFaceRule(Rule):
         cache = hub_cache(command_env(run, command), run.home)
         if cache is not None and cache_mount_covering(mounts, cache) is not None and self._copied_out(run):
             return
-        yield self.finding(dockerfile, command_span(run, command), self._advice(run, mounts, "Python code"))
+        yield self.finding(dockerfile, command_span(run, command), self._advice(run, "Python code"))
 
     @staticmethod
     def _copied_out(run: RunContext) -> bool:
@@ -168,12 +168,10 @@ class HuggingFaceRule(Rule):
         return False
 
     @staticmethod
-    def _advice(run: RunContext, mounts: list, what: str) -> str:
-        if run.uid not in (0,):
-            where = "a cache outside the home folder (HF_HOME=/var/cache/hf with uid=/gid= on the mount)"
-        else:
-            where = "a cache mount"
-        lost = " the model would stay in the mount, not in the image;" if mounts else ""
-        return (f"{what} downloads a model on every rebuild;{lost} download through {where} and copy it out "
-                f"with links resolved in the same RUN, e.g. `{PATTERN}` (in Python: "
-                f"shutil.copytree(snapshot_download(...), '/models/NAME'))")
+    def _advice(run: RunContext, what: str) -> str:
+        where = "a cache mount"
+        if not run.is_root:
+            where = "a cache outside the home folder (HF_HOME=/var/cache/hf for that RUN, uid=/gid= on the mount)"
+        return (f"{what} downloads a model on every rebuild (or, with only a cache mount, leaves it out of the "
+                f"image): download through {where} and copy it out with links resolved in the same RUN, e.g. "
+                f"`{PATTERN}` (in Python: shutil.copytree(snapshot_download(...), '/models/NAME'))")

@@ -9,7 +9,7 @@ from cachefix.model import Edit, Finding
 from cachefix.rewriter import edits
 from cachefix.rewriter.context import RunContext, command_env
 from cachefix.rewriter.dockerfile import Dockerfile
-from cachefix.rewriter.mounts import CacheMount, is_within
+from cachefix.rewriter.mounts import CacheMount, existing_mounts, is_within
 from cachefix.rewriter.shell import Command, Word, iter_options
 from cachefix.rules.base import Rule, command_span, previous_words, remove_words
 
@@ -140,7 +140,9 @@ class PipRule(Rule):
                                        "mount there would keep the result out of the image; install elsewhere")
                     return
         mount = CacheMount(target, uid=None if run.is_root else run.uid, gid=None if run.is_root else run.gid)
-        fix, changed = self.mount_edits(run, [mount])
+        stale = [m for m in existing_mounts(run.instruction)
+                 if m.is_cache and _looks_like_pip_cache(m.target) and not is_within(target, m.target)]
+        fix, changed = self.mount_edits(run, [mount], stale)
         if not changed:
             return
         fix.extend(self._cache_defeaters(pips))
@@ -166,6 +168,12 @@ class PipRule(Rule):
             start = command.words[0].span
             if start is not None and not any(a.name == "PIP_CACHE_DIR" for a in command.assignments):
                 yield edits.insert(start[0], f"PIP_CACHE_DIR={target} ")
+
+
+def _looks_like_pip_cache(target: str) -> bool:
+    """A mount someone meant for pip: `.../.cache/pip` or cachefix's own per-uid folder."""
+    name = target.rstrip("/").rsplit("/", 1)[-1]
+    return target.rstrip("/").endswith("/.cache/pip") or re.fullmatch(r"pip-\d+", name) is not None
 
 
 def _next_start(command: Command, after: int) -> int:

@@ -1,0 +1,237 @@
+"""Scenarios, the lab they run in, and the measurement: bytes served during two builds.
+
+Shared by the pytest suite and ``benchmarks/bandwidth.py``. A measurement builds a scenario's
+Dockerfile (original or rewritten) twice on one engine, with the builder's cache mounts
+pruned first and the install steps' layer cache busted for the second build, and records what
+the local package servers sent each time.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import baseimage, debs, wheels
+from .engines import Build, Buildah, Dockerd, Engine
+from .pkgserver import PackageServer
+from .tlscert import make_cert
+
+SCENARIOS_DIR = Path(__file__).parent / "scenarios"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ORIGINAL, REWRITTEN = "original", "rewritten"
+
+
+@dataclass(frozen=True)
+class Check:
+    """A command that must succeed in the built image and print ``expect``."""
+
+    argv: tuple[str, ...]
+    expect: str
+    user: str | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A Dockerfile under scenarios/<name>/ and what its image must contain."""
+
+    name: str
+    checks: tuple[Check, ...]
+    # The smallest number of bytes a full install must fetch (proves the step really ran).
+    min_bytes: int
+    nonroot_home: str | None = None
+
+    @property
+    def directory(self) -> Path:
+        return SCENARIOS_DIR / self.name
+
+
+def _py_import(*modules: str) -> Check:
+    code = "; ".join(f"import {m}" for m in modules) + "; print('imports ok')"
+    return Check(("python3", "-c", code), "imports ok")
+
+
+MiB = 1024 * 1024
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("pip-no-cache-dir", (_py_import("cfxdemo_core", "cfxdemo_plot"),
+                                  Check(("python3", "app.py"), "core 1.0.0 plot 1.0.0")), 6 * MiB),
+    Scenario("pip-requirements", (_py_import("cfxdemo_core", "cfxdemo_plot", "cfxdemo_io"),
+                                  Check(("python3", "-m", "service"), "service up: 1.0.0 1.0.0")),
+             8 * MiB),
+    Scenario("apt-get", (Check(("cfx-fetch",), "cfx-fetch 1.0-1"),
+                         Check(("cfx-imgtool",), "cfx-imgtool 1.0-1"),
+                         Check(("dpkg", "-s", "libcfx-data"), "Status: install ok installed")), 7 * MiB),
+    Scenario("pip-user-nonroot", (_py_import("cfxdemo_core", "cfxdemo_cli"),
+                                  Check(("cfxdemo",), "cfxdemo-cli 1.0.0"),
+                                  Check(("id", "-u"), "1000")), 4 * MiB, nonroot_home="/home/app"),
+    Scenario("multi-stage", (_py_import("cfxdemo_core", "cfxdemo_plot", "cfxdemo_cli"),
+                             Check(("cfxdemo",), "cfxdemo-cli 1.0.0"),
+                             Check(("cfx-imgtool",), "cfx-imgtool 1.0-1")), 9 * MiB),
+)
+BY_NAME = {s.name: s for s in SCENARIOS}
+
+
+@dataclass(frozen=True)
+class BuildBytes:
+    """What the package servers sent during one build."""
+
+    body_bytes: int
+    requests: int
+    full_responses: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Measurement:
+    scenario: str
+    engine: str
+    variant: str
+    dockerfile: str
+    first: BuildBytes
+    second: BuildBytes
+    image: str
+
+
+class RewriteFailed(AssertionError):
+    pass
+
+
+def rewrite(dockerfile: Path) -> str:
+    """Run ``python -m cachefix fix`` on ``dockerfile`` in place, as a user would; returns the text."""
+    before = dockerfile.read_text()
+    proc = subprocess.run([sys.executable, "-m", "cachefix", "fix", str(dockerfile)],
+                          capture_output=True, text=True, cwd=dockerfile.parent, timeout=120)
+    after = dockerfile.read_text()
+    if proc.returncode not in (0, 1):
+        raise RewriteFailed(f"cachefix fix exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    if "--mount=type=cache" not in after or after == before:
+        raise RewriteFailed(f"cachefix fix added no cache mount (exit {proc.returncode}):\n"
+                            f"{proc.stdout}\n{proc.stderr}\n--- file ---\n{after}")
+    return after
+
+
+class Lab:
+    """Engines, package servers and base images for one session; memoizes measurements."""
+
+    def __init__(self, work: Path, engines: dict[str, Engine], servers: tuple[PackageServer, ...]) -> None:
+        self.work = work
+        self.engines = engines
+        self.servers = servers
+        self._measured: dict[tuple[str, str, str], Measurement] = {}
+        self._images: dict[str, list[str]] = {name: [] for name in engines}
+        self.session_images: dict[str, str] = {}
+
+    def _mark(self) -> list[int]:
+        return [s.log.mark() for s in self.servers]
+
+    def _bytes_since(self, marks: list[int], build: Build) -> BuildBytes:
+        hits = [h for s, m in zip(self.servers, marks, strict=True) for h in s.log.since(m)]
+        return BuildBytes(sum(h.body_bytes for h in hits), len(hits),
+                          sum(1 for h in hits if h.status == 200), build.seconds)
+
+    def context_for(self, scenario: Scenario, variant: str, engine: str) -> Path:
+        """A fresh copy of the scenario's context; the rewritten variant is fixed by cachefix."""
+        dest = self.work / "contexts" / f"{scenario.name}-{variant}-{engine}"
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(scenario.directory, dest)
+        if variant == REWRITTEN:
+            rewrite(dest / "Dockerfile")
+        return dest
+
+    def measure(self, scenario: Scenario, engine_name: str, variant: str) -> Measurement:
+        key = (scenario.name, engine_name, variant)
+        if key in self._measured:
+            return self._measured[key]
+        engine = self.engines[engine_name]
+        context = self.context_for(scenario, variant, engine_name)
+        dockerfile = context / "Dockerfile"
+        tag = f"cachefix-test/scenario-{scenario.name}:{variant}"
+        nonce = uuid.uuid4().hex[:12]
+        engine.prune_cache_mounts()
+        results = []
+        for run in ("1", "2"):
+            marks = self._mark()
+            build = engine.build(context, dockerfile, tag, {"CACHE_BUST": f"{nonce}-{run}"})
+            self._images[engine_name].append(build.image_id)
+            results.append(self._bytes_since(marks, build))
+        measurement = Measurement(scenario.name, engine_name, variant, dockerfile.read_text(),
+                                  results[0], results[1], tag)
+        self._measured[key] = measurement
+        return measurement
+
+    def run(self, engine_name: str, image: str, argv: tuple[str, ...],
+            user: str | None = None) -> subprocess.CompletedProcess[str]:
+        return self.engines[engine_name].run(image, argv, user)
+
+    def failed_checks(self, scenario: Scenario, engine_name: str, image: str) -> list[str]:
+        """Each check that did not pass, described; empty when the image has what it should."""
+        failures = []
+        for check in scenario.checks:
+            proc = self.run(engine_name, image, check.argv, check.user)
+            if proc.returncode != 0 or check.expect not in proc.stdout:
+                failures.append(f"{' '.join(check.argv)} -> exit {proc.returncode}, "
+                                f"stdout {proc.stdout.strip()!r}, stderr {proc.stderr.strip()[-500:]!r}")
+        return failures
+
+    def cleanup_images(self) -> None:
+        """Remove what this session built; the imported rootfs stays for the next (warm) run."""
+        for name, ids in self._images.items():
+            engine = self.engines[name]
+            engine.remove_images(sorted(set(ids)))
+            session = self.session_images.get(name)
+            if session is None:
+                continue
+            if isinstance(engine, Buildah):
+                engine.remove_dangling_since(session)
+            engine.remove_images([*baseimage.SCENARIO_BASE_TAGS, session])
+
+
+def _start_servers(work: Path) -> tuple[PackageServer, PackageServer, Path]:
+    cert, key = make_cert(work)
+    pypi = PackageServer(wheels.build_index(work / "pypi"), wheels.cache_control, tls=(cert, key)).start()
+    apt = PackageServer(debs.build_repo(work / "apt"), debs.cache_control).start()
+    return pypi, apt, cert
+
+
+def _prepare_base(engine: Engine, work: Path, apt: PackageServer, pypi: PackageServer, cert: Path) -> str:
+    """Build the session layer on ``engine`` and tag it as the scenarios' bases; returns its id."""
+    context, dockerfile = baseimage.session_layer(work / f"session-layer-{engine.name}", apt.url, pypi.url,
+                                                  cert)
+    first, *rest = baseimage.SCENARIO_BASE_TAGS
+    build = engine.build(context, dockerfile, first, {})
+    engine.tag(first, *rest)
+    return build.image_id
+
+
+@contextmanager
+def open_lab(work: Path | None = None, engine_names: tuple[str, ...] = ("dockerd", "buildah"),
+             ) -> Iterator[Lab]:
+    """Start what is missing (dockerd, servers), make the base images, and clean up after."""
+    with ExitStack() as stack:
+        if work is None:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cachefix-lab-")))
+        dockerd = Dockerd(work)
+        dockerd.ensure()
+        stack.callback(dockerd.stop)
+        buildah = Buildah().ensure() if "buildah" in engine_names else None
+        baseimage.ensure_rootfs(dockerd, buildah)
+        pypi, apt, cert = _start_servers(work)
+        stack.callback(pypi.stop)
+        stack.callback(apt.stop)
+        engines: dict[str, Engine] = {}
+        if "dockerd" in engine_names:
+            engines["dockerd"] = dockerd
+        if buildah is not None:
+            engines["buildah"] = buildah
+        lab = Lab(work, engines, (pypi, apt))
+        stack.callback(lab.cleanup_images)
+        for name, engine in engines.items():
+            lab.session_images[name] = _prepare_base(engine, work, apt, pypi, cert)
+        yield lab

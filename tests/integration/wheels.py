@@ -1,0 +1,126 @@
+"""Small pure-Python wheels with incompressible payloads, and a PEP 503 simple index for them.
+
+Made here, not fetched: the tests need no network, and a few MB of random bytes per wheel make
+"downloaded again or not" show up clearly in the byte counts.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import random
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Wheel:
+    """One project of the local index: ``import_name`` is what an image must be able to import."""
+
+    name: str
+    version: str
+    payload: int
+    requires: tuple[str, ...] = ()
+    console_script: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def import_name(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def filename(self) -> str:
+        return f"{self.import_name}-{self.version}-py3-none-any.whl"
+
+
+WHEELS: tuple[Wheel, ...] = (
+    Wheel("cfxdemo-core", "1.0.0", 3 * MiB),
+    Wheel("cfxdemo-plot", "1.0.0", 3 * MiB, requires=("cfxdemo-core>=1.0",)),
+    Wheel("cfxdemo-io", "1.0.0", 2 * MiB),
+    Wheel("cfxdemo-cli", "1.0.0", 1 * MiB, console_script="cfxdemo"),
+)
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def build_wheel(wheel: Wheel, out_dir: Path) -> Path:
+    """Write ``wheel`` into ``out_dir``; the payload is seeded by name so rebuilds are identical."""
+    pkg = wheel.import_name
+    dist_info = f"{pkg}-{wheel.version}.dist-info"
+    payload = random.Random(wheel.name).randbytes(wheel.payload)
+    init = (
+        f'"""{wheel.name}: test package for cachefix\'s integration tests."""\n'
+        f'__version__ = "{wheel.version}"\n\n'
+        "def main() -> None:\n"
+        f'    print("{wheel.name} " + __version__)\n'
+    )
+    metadata = f"Metadata-Version: 2.1\nName: {wheel.name}\nVersion: {wheel.version}\n"
+    metadata += "".join(f"Requires-Dist: {req}\n" for req in wheel.requires)
+    files: dict[str, bytes] = {
+        f"{pkg}/__init__.py": init.encode(),
+        f"{pkg}/payload.bin": payload,
+        f"{dist_info}/METADATA": metadata.encode(),
+        f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: cachefix-tests\n"
+                              b"Root-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    if wheel.console_script:
+        files[f"{dist_info}/entry_points.txt"] = (
+            f"[console_scripts]\n{wheel.console_script} = {pkg}:main\n".encode()
+        )
+    record = "".join(f"{path},{_record_hash(data)},{len(data)}\n" for path, data in files.items())
+    record += f"{dist_info}/RECORD,,\n"
+    files[f"{dist_info}/RECORD"] = record.encode()
+
+    path = out_dir / wheel.filename
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_STORED if name.endswith(".bin") else zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+    return path
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def build_index(root: Path, wheels: tuple[Wheel, ...] = WHEELS) -> Path:
+    """Lay out ``root/simple/<project>/index.html`` and ``root/packages/*.whl``; returns root."""
+    packages = root / "packages"
+    packages.mkdir(parents=True, exist_ok=True)
+    simple = root / "simple"
+    simple.mkdir(exist_ok=True)
+    projects = []
+    for wheel in wheels:
+        path = build_wheel(wheel, packages)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        project = _normalize(wheel.name)
+        projects.append(project)
+        (simple / project).mkdir(exist_ok=True)
+        link = f'../../packages/{html.escape(path.name)}#sha256={digest}'
+        (simple / project / "index.html").write_text(
+            "<!DOCTYPE html>\n<html><body>\n"
+            f'<a href="{link}">{html.escape(path.name)}</a><br/>\n'
+            "</body></html>\n"
+        )
+    (simple / "index.html").write_text(
+        "<!DOCTYPE html>\n<html><body>\n"
+        + "".join(f'<a href="{p}/">{p}</a><br/>\n' for p in projects)
+        + "</body></html>\n"
+    )
+    return root
+
+
+def cache_control(path: str) -> str:
+    """What PyPI sends: index pages for 10 minutes, files forever."""
+    if "/packages/" in path:
+        return "max-age=365000000, immutable, public"
+    return "max-age=600, public"
