@@ -1,0 +1,78 @@
+"""The Python API: `cached_download(url, dest, sha256=...)`, re-exported as `cachefix.cached_download`.
+
+A hit with a pinned digest costs a stat and two SQLite statements on a connection kept for
+the process, so calling this in a loop or at import time is fine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+from cachefix.downloads.extract import Limits, extract
+from cachefix.downloads.fetch import Fetcher, Request, Result
+from cachefix.downloads.materialize import place
+from cachefix.downloads.progress import Display
+from cachefix.downloads.store import Store, default_root
+
+__all__ = ["cached_download", "deliver"]
+
+
+def cached_download(
+    url: str,
+    dest: str | os.PathLike[str] | None = None,
+    *,
+    sha256: str | None = None,
+    mirrors: Sequence[str] = (),
+    extract_to: str | os.PathLike[str] | None = None,
+    offline: bool = False,
+    max_age: float = 0.0,
+    link: bool = False,
+    progress: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    retries: int = 5,
+    timeout: float = 60.0,
+) -> Path:
+    """Fetch `url` through the cache and return `dest`, or the cached file when `dest` is None.
+
+    sha256: the digest the file must have; a hit then needs no network at all.
+    mirrors: URLs of the same file tried in order when `url` fails (`{sha256}` is filled in).
+    extract_to: also unpack the archive (tar.gz/bz2/xz/zst, zip) into this directory.
+    offline: never touch the network; raises `OfflineMiss` when the file is not cached.
+    max_age: seconds during which an unpinned entry is used without asking the server.
+    link: hardlink `dest` to the cache entry instead of copying (it is read-only).
+    The cached file itself is shared and read-only: copy it (pass `dest`) to modify it.
+    Raises `cachefix.downloads.errors.DownloadError` (or a subclass) on failure.
+    """
+    fetcher = Fetcher(_store(Path(cache_dir) if cache_dir else default_root()), offline=offline,
+                      max_age=max_age, retries=retries, timeout=timeout, display=Display(progress))
+    with fetcher, fetcher.display:
+        result = deliver(fetcher, Request(url, sha256, tuple(mirrors)), dest=dest, extract_to=extract_to,
+                         link=link)
+    return Path(dest) if dest is not None else result.path
+
+
+def deliver(
+    fetcher: Fetcher,
+    request: Request,
+    *,
+    dest: str | os.PathLike[str] | None = None,
+    extract_to: str | os.PathLike[str] | None = None,
+    link: bool = False,
+    limits: Limits | None = None,
+) -> Result:
+    """Fetch, then unpack into `extract_to` and place at `dest`: what the CLI and API share."""
+    result = fetcher.fetch(request)
+    if extract_to is not None:
+        extract(result.path, Path(extract_to), limits)
+    if dest is not None:
+        place(result.path, Path(dest), link=link)
+    return result
+
+
+@lru_cache(maxsize=8)
+def _store(root: Path) -> Store:
+    """One Store (and so one SQLite connection per thread) per cache root, for the process."""
+    return Store(root)

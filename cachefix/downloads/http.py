@@ -1,0 +1,221 @@
+"""One HTTP transfer into a file: hashed while it streams, resumed and retried as needed.
+
+The bytes are hashed as they arrive (no second pass over the file) and stored exactly as
+the server sent them (`Accept-Encoding: identity`, raw iteration: no transparent gunzip).
+A broken connection resumes with `Range` + `If-Range`, so a changed file on the server
+restarts the transfer instead of splicing two versions; a server that ignores `Range`
+(answers 200) restarts it too. Connection errors, timeouts, 408, 429 and 5xx are retried
+with jittered exponential backoff that honours `Retry-After`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import os
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from cachefix import __version__
+from cachefix.downloads.errors import TransferFailed
+from cachefix.downloads.progress import Meter
+from cachefix.downloads.store import hash_fd
+
+RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+METER_STEP = 1 << 20
+USER_AGENT = f"cachefix/{__version__}"
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to retry; `CACHEFIX_BACKOFF_BASE`/`_MAX` tune the delays."""
+
+    attempts: int = 5
+    base: float = field(default_factory=lambda: _env_float("CACHEFIX_BACKOFF_BASE", 1.0))
+    cap: float = field(default_factory=lambda: _env_float("CACHEFIX_BACKOFF_MAX", 60.0))
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        """Seconds to wait before retry number `attempt` (1-based), never more than `cap`."""
+        asked = parse_retry_after(retry_after)
+        if asked is not None:
+            return min(asked, self.cap)
+        return min(self.cap, self.base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """`Retry-After` as seconds from now: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def make_client(timeout: float = 60.0, connect_timeout: float = 30.0) -> httpx.Client:
+    """A client that follows redirects; `timeout` bounds a stall, not the whole transfer."""
+    return httpx.Client(
+        follow_redirects=True,
+        timeout=httpx.Timeout(timeout, connect=connect_timeout),
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+    )
+
+
+class Partial:
+    """A download in progress: its file, the bytes it holds, their running hash, the validator."""
+
+    def __init__(self, fd: int, path: os.PathLike[str], validator: str | None = None) -> None:
+        self.fd, self.path, self.validator = fd, path, validator
+        os.lseek(fd, 0, os.SEEK_SET)
+        self.hasher = hash_fd(fd)  # an adopted partial: re-hash its prefix once
+        self.offset = os.lseek(fd, 0, os.SEEK_CUR)
+
+    def write(self, chunk: bytes) -> None:
+        self.hasher.update(chunk)
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(self.fd, view):]
+        self.offset += len(chunk)
+
+    def reset(self) -> None:
+        os.ftruncate(self.fd, 0)
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        self.hasher, self.offset, self.validator = hashlib.sha256(), 0, None
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """What a finished transfer produced, and the validators to revalidate it with later."""
+
+    digest: str
+    size: int
+    etag: str | None
+    last_modified: str | None
+    final_url: str
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, retry_after: str | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+def download(
+    client: httpx.Client,
+    url: str,
+    part: Partial,
+    *,
+    policy: RetryPolicy,
+    meter: Meter,
+    validators: tuple[str | None, str | None] | None = None,
+    on_resumable: Callable[[str], None] = lambda validator: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Transfer | None:
+    """Fetch `url` into `part`; None when `validators` (ETag, Last-Modified) got a 304.
+
+    `on_resumable` is told the If-Range validator as soon as the response allows a later
+    process to resume this file, so a killed download is not lost.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return _attempt(client, url, part, meter, validators, on_resumable)
+        except (httpx.TransportError, _Retry) as exc:
+            if isinstance(exc, httpx.UnsupportedProtocol) or attempt >= policy.attempts:
+                raise TransferFailed(f"could not download {url}: {_describe(exc)}"
+                                     f" (after {attempt} attempt{'s' * (attempt > 1)})") from None
+            sleep(policy.delay(attempt, getattr(exc, "retry_after", None)))
+        except httpx.HTTPError as exc:
+            raise TransferFailed(f"could not download {url}: {_describe(exc)}") from None
+
+
+def _attempt(
+    client: httpx.Client,
+    url: str,
+    part: Partial,
+    meter: Meter,
+    validators: tuple[str | None, str | None] | None,
+    on_resumable: Callable[[str], None],
+) -> Transfer | None:
+    headers = {}
+    if part.offset and part.validator:
+        headers = {"Range": f"bytes={part.offset}-", "If-Range": part.validator}
+    elif part.offset:
+        part.reset()
+    if validators and not part.offset:
+        etag, last_modified = validators
+        headers.update({"If-None-Match": etag} if etag else {})
+        headers.update({"If-Modified-Since": last_modified} if last_modified else {})
+    with client.stream("GET", url, headers=headers) as response:
+        status = response.status_code
+        if status == 304 and validators:
+            return None
+        if status in RETRY_STATUS or status >= 500:
+            raise _Retry(f"HTTP {status} {response.reason_phrase}", response.headers.get("Retry-After"))
+        if status == 416 and part.offset:
+            part.reset()  # our partial is not a prefix of what the server has now
+            raise _Retry("HTTP 416 for a resumed range; starting over")
+        if status not in (200, 206):
+            raise TransferFailed(f"could not download {url}: HTTP {status} {response.reason_phrase}")
+        total = _expected_total(response, part)
+        if status == 200:
+            part.validator = _if_range_validator(response)
+            if part.validator:
+                on_resumable(part.validator)
+        meter.start(total, part.offset)
+        pending = 0
+        for chunk in response.iter_raw():
+            part.write(chunk)
+            pending += len(chunk)
+            if pending >= METER_STEP:
+                meter.advance(pending)
+                pending = 0
+        meter.advance(pending)
+        if total is not None and part.offset != total:
+            raise _Retry(f"server sent {part.offset} of {total} bytes")
+        return Transfer(part.hasher.hexdigest(), part.offset, response.headers.get("ETag"),
+                        response.headers.get("Last-Modified"), str(response.url))
+
+
+def _expected_total(response: httpx.Response, part: Partial) -> int | None:
+    """The full file size the server promised; restarts `part` when it ignored our Range."""
+    if response.status_code == 206:
+        match = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", ""))
+        if not match or int(match[1]) != part.offset:
+            part.reset()
+            raise _Retry("server answered a different range than asked")
+        return None if match[3] == "*" else int(match[3])
+    if part.offset:
+        part.reset()  # 200 to a Range request: the whole file again, from byte 0
+    length = response.headers.get("Content-Length")
+    return int(length) if length and length.isdigit() else None
+
+
+def _if_range_validator(response: httpx.Response) -> str | None:
+    """A strong ETag, else Last-Modified: what RFC 9110 allows in If-Range."""
+    etag = response.headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return response.headers.get("Last-Modified")
+
+
+def _describe(exc: Exception) -> str:
+    """One line for the user: httpx's message, or the exception's name when it has none."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"timed out ({text})" if isinstance(exc, httpx.TimeoutException) else text

@@ -1,0 +1,162 @@
+"""Content-addressed blobs on disk, `sha256/ab/abcd...`, published by rename.
+
+A blob's name is the SHA-256 of its bytes, computed while the bytes streamed in, so any
+number of writers can publish the same blob at once: each writes its own temp file and the
+last rename wins with identical content. Correctness never rests on a lock. Blobs are
+read-only (0444) so that a stray write through a returned path fails loudly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+
+from cachefix.downloads.index import Index
+
+BLOB_MODE = 0o444
+HASH_CHUNK = 1 << 20
+CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by cachefix.\n"
+    "# For information about cache directory tags, see https://bford.info/cachedir/\n"
+)
+
+
+def default_root() -> Path:
+    """`CACHEFIX_CACHE_DIR`, else the platform's user cache dir (`~/.cache/cachefix` on Linux)."""
+    if env := os.environ.get("CACHEFIX_CACHE_DIR"):
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("cachefix", appauthor=False))
+
+
+def is_digest(text: str) -> bool:
+    """True for 64 lowercase hex digits: the only names the store accepts."""
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def hash_fd(fd: int, limit: int | None = None) -> hashlib._Hash:
+    """SHA-256 of an open file from its current offset (up to `limit` bytes), in 1 MiB reads."""
+    hasher = hashlib.sha256()
+    remaining = limit
+    while remaining is None or remaining > 0:
+        chunk = os.read(fd, HASH_CHUNK if remaining is None else min(HASH_CHUNK, remaining))
+        if not chunk:
+            break
+        hasher.update(chunk)
+        if remaining is not None:
+            remaining -= len(chunk)
+    return hasher
+
+
+def hash_file(path: Path) -> str:
+    """SHA-256 of a whole file, read once."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return hash_fd(fd).hexdigest()
+    finally:
+        os.close(fd)
+
+
+def create_unique(directory: Path, prefix: str, suffix: str = "") -> tuple[int, Path]:
+    """Create and open a new file that no other process can be writing (O_EXCL, random name).
+
+    Unlike `mkstemp`, the file gets the caller's umask (0666 &~ umask), as `cp` would give it.
+    """
+    while True:
+        path = directory / f"{prefix}{secrets.token_hex(8)}{suffix}"
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), path
+        except FileExistsError:
+            continue
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in `path` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Store:
+    """One cache root: blobs under `sha256/`, temp files under `tmp/`, the index beside them."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_root()
+        self.blob_dir = self.root / "sha256"
+        self.tmp_dir = self.root / "tmp"
+        self.lock_dir = self.root / "locks"
+
+    @cached_property
+    def index(self) -> Index:
+        self.ensure()
+        return Index(self.root / "index.sqlite")
+
+    def ensure(self) -> None:
+        """Create the layout (the root 0700: a cache may hold private files) and CACHEDIR.TAG."""
+        if self.tmp_dir.is_dir():
+            return
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for sub in (self.blob_dir, self.tmp_dir, self.lock_dir):
+            sub.mkdir(exist_ok=True)
+        tag = self.root / "CACHEDIR.TAG"
+        if not tag.exists():
+            tag.write_text(CACHEDIR_TAG)
+
+    def blob_path(self, digest: str) -> Path:
+        return self.blob_dir / digest[:2] / digest
+
+    def new_temp(self, prefix: str) -> tuple[int, Path]:
+        self.ensure()
+        return create_unique(self.tmp_dir, prefix, ".part")
+
+    def publish(self, fd: int, temp: Path, digest: str) -> os.stat_result:
+        """fsync, make read-only and rename `temp` (open as `fd`) to its blob name.
+
+        Replacing an existing blob is fine: the name is the content's digest, so the old
+        file held the same bytes or was corrupt.
+        """
+        os.fsync(fd)
+        os.fchmod(fd, BLOB_MODE)
+        target = self.blob_path(digest)
+        target.parent.mkdir(exist_ok=True)
+        os.replace(temp, target)
+        fsync_dir(target.parent)
+        return target.stat()
+
+    def remove(self, digest: str) -> int:
+        """Delete a blob; returns the bytes freed (0 if it was already gone)."""
+        path = self.blob_path(digest)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return size
+
+    def blobs(self) -> Iterator[tuple[str, os.stat_result]]:
+        """Every blob on disk with its stat, whatever the index says."""
+        if not self.blob_dir.is_dir():
+            return
+        for fan in os.scandir(self.blob_dir):
+            if not fan.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(fan.path):
+                if is_digest(entry.name) and entry.is_file(follow_symlinks=False):
+                    yield entry.name, entry.stat(follow_symlinks=False)
+
+    def temp_files(self) -> Iterator[tuple[Path, os.stat_result]]:
+        """Temp and partial downloads (a live download keeps its file's mtime fresh)."""
+        if self.tmp_dir.is_dir():
+            for entry in os.scandir(self.tmp_dir):
+                yield Path(entry.path), entry.stat(follow_symlinks=False)
