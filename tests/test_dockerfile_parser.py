@@ -11,6 +11,7 @@ import ast
 import contextlib
 import itertools
 import pickle
+import random
 import re
 import time
 from pathlib import Path
@@ -643,3 +644,32 @@ def test_splicing_a_mount_keeps_everything_else() -> None:
     assert new_run.flag_values("mount") == ("type=cache,target=/root/.cache/pip",)
     assert new_run.value[0].split() == ["pip", "install", "requests"]
     assert new.replace(" --mount=type=cache,target=/root/.cache/pip", "") == text.replace("--no-cache-dir", "")
+
+
+# --------------------------------------------------------------------------- random agreement
+
+FRAGMENTS = [
+    "RUN", "run", "COPY", "ADD", "ONBUILD RUN", "ENV", "LABEL", "ARG", "CMD", "HEALTHCHECK", "FROM", "EXPOSE",
+    "ENTRYPOINT", "SHELL", "USER", "WORKDIR", "VOLUME", "STOPSIGNAL", "MAINTAINER",
+    " ", "  ", "\t", "\\", "`", "\n", "\r\n", "\n\n", "#", "# c", "<<EOF", "<<-EOF", "<<'EOF'", '<<"EOF"', "EOF",
+    "\tEOF", "--mount=type=cache,target=/x", "--link", "--", '"', "'", "a=b", "a", "b c", "[", "]", '["a"',
+    ', "b"]', "$X", "${X}", "${X:-y}", "\\ ", "echo", "&&", "é", "=", ",", "2<<EOF", "cat<<EOF", "x\\\\",
+    "# escape=`", "# syntax=x",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_fragment_soup_agrees_with_buildkit(seed: int) -> None:
+    """Documents glued from grammar fragments: both parsers accept/reject alike, spans exact."""
+    rng = random.Random(seed)
+    for _ in range(250):
+        parts = [rng.choice(["# escape=`\n", "# syntax=x\n", ""])]
+        for _ in range(rng.randint(1, 25)):
+            parts.append(rng.choice(FRAGMENTS))
+            if rng.random() < 0.5:
+                parts.append(" ")
+        text = "".join(parts)
+        try:
+            assert_agrees(text)
+        except AssertionError as e:
+            raise AssertionError(f"{text!r}: {e}") from None

@@ -31,6 +31,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 
 __all__ = [
+    "INSTRUCTIONS",
     "Directive",
     "Dockerfile",
     "DockerfileSyntaxError",
@@ -735,10 +736,11 @@ class _Parser:
 
     def content(self, i: int) -> str:
         """Line ``i`` (0-based) without its line ending, as BuildKit's trimNewline does."""
-        raw = self.pieces[i].rstrip("\r")
+        raw = self.pieces[i]
         if len(raw) > _MAX_LINE_BYTES // 4 and len(raw.encode("utf-8", "surrogatepass")) > _MAX_LINE_BYTES:
+            # BuildKit blames the last line it could read; the long line itself is more useful.
             raise self.fail(i + 1, f"dockerfile line greater than max allowed size of {_MAX_LINE_BYTES}")
-        return raw
+        return raw.rstrip("\r")
 
     def run(self) -> Dockerfile:
         text = self.text
