@@ -15,6 +15,11 @@ Deliberate differences from that oracle, both matching current BuildKit:
 * an empty or comment-only file parses to zero instructions instead of failing with
   "file with no instructions" (that error is a build-time concern, not a syntax one).
 
+Where v0.12 and current BuildKit otherwise disagree we follow v0.12, so the project's
+oracle-based checks stay consistent: text after a JSON array is ignored (``RUN ["a"] x`` is
+exec form), ``${v#p}``/``${v%p}``/``${v/p/r}`` on a line make BuildKit miss its heredocs, and
+flags are always unescaped with ``\\`` even under ``# escape=```.
+
 Like BuildKit's next step (``instructions.Parse``), :func:`parse` rejects an unknown top-level
 instruction (``unknown instruction: X``).  Other checks of that step (flag names, argument
 counts, stage order) are left to the caller.
