@@ -585,6 +585,8 @@ def test_duplicate_check_directive() -> None:
         ("FROM a\n\\", 2, "unknown instruction: "),
         ("FROM a\nBEFORE x\nRUN <<EOF\n", 3, "unterminated heredoc"),  # parse errors come first
         ("FROM a\nLABEL x=" + "a" * 65536 + "\n", 2, "dockerfile line greater than max allowed size of 65535"),
+        ("FROM a\nRUN <<EOF\n" + "a" * 70000 + "\nEOF\n", 2, "unterminated heredoc"),  # Go stops reading
+        ("FROM a\nRUN x \\\n" + "é" * 40000 + "\n", 3, "dockerfile line greater than max allowed size of 65535"),
     ],
 )
 def test_errors_carry_buildkit_line_and_message(text: str, line: int, message: str) -> None:

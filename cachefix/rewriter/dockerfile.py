@@ -49,10 +49,10 @@ __all__ = [
 
 Span = tuple[int, int]
 
-# Go's unicode.IsSpace, which BuildKit uses to trim lines and split words.
-_GO_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | frozenset(
-    chr(c) for c in range(0x2000, 0x200B)
-)
+# Go's unicode.IsSpace, which BuildKit uses to trim lines and split words (not str.isspace:
+# that also takes \x1c-\x1f).
+_GO_SPACES = "\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000" + "".join(map(chr, range(0x2000, 0x200B)))
+_GO_SPACE = frozenset(_GO_SPACES)
 # unicode.IsSpace(rune(b)) for one byte b: BuildKit's flag scanner walks bytes, not runes.
 _BYTE_SPACE = frozenset("\t\n\v\f\r \x85\xa0")
 _WS_RUN = re.compile(r"[\t\v\f\r ]+")  # BuildKit's reWhitespace
@@ -187,19 +187,15 @@ class Dockerfile:
 
 def _lstrip_len(s: str) -> int:
     """Length of the leading Go-whitespace run of ``s``."""
-    i = 0
-    n = len(s)
-    while i < n and s[i] in _GO_SPACE:
-        i += 1
-    return i
+    return len(s) - len(s.lstrip(_GO_SPACES)) if s and s[0] in _GO_SPACE else 0
 
 
 def _trim(s: str, lo: int, hi: int) -> tuple[int, int]:
     """``strings.TrimSpace`` on ``s[lo:hi]``, as new bounds."""
-    while lo < hi and s[lo] in _GO_SPACE:
-        lo += 1
-    while hi > lo and s[hi - 1] in _GO_SPACE:
-        hi -= 1
+    if lo < hi and s[lo] in _GO_SPACE:
+        lo = hi - len(s[lo:hi].lstrip(_GO_SPACES))
+    if hi > lo and s[hi - 1] in _GO_SPACE:
+        hi = lo + len(s[lo:hi].rstrip(_GO_SPACES))
     return lo, hi
 
 
@@ -256,7 +252,7 @@ def _parse_json(rest: str) -> tuple[str, ...] | None:
 
     Like Go's ``json.Decoder.Decode`` (v0.12), text after the array is ignored.
     """
-    rest = rest[_lstrip_len(rest) :]
+    rest = rest.lstrip(_GO_SPACES)
     if not rest.startswith("["):
         return None
     try:
@@ -735,30 +731,30 @@ class _Parser:
         self.pieces = pieces
         self.starts = starts
         self.esc = "\\"
+        # Go's bufio.Scanner stops at a line over 64 KiB: parse what comes before, then fail.
+        self.too_long: int | None = None
+        if pieces and max(map(len, pieces)) > _MAX_LINE_BYTES // 4:
+            for i, p in enumerate(pieces):
+                if len(p) > _MAX_LINE_BYTES // 4 and len(p.encode("utf-8", "surrogatepass")) > _MAX_LINE_BYTES:
+                    self.too_long = i
+                    break
+        self.nlines = len(pieces) if self.too_long is None else self.too_long
 
     def fail(self, line: int, message: str) -> DockerfileSyntaxError:
         return DockerfileSyntaxError(line, message)
-
-    def content(self, i: int) -> str:
-        """Line ``i`` (0-based) without its line ending, as BuildKit's trimNewline does."""
-        raw = self.pieces[i]
-        if len(raw) > _MAX_LINE_BYTES // 4 and len(raw.encode("utf-8", "surrogatepass")) > _MAX_LINE_BYTES:
-            # BuildKit blames the last line it could read; the long line itself is more useful.
-            raise self.fail(i + 1, f"dockerfile line greater than max allowed size of {_MAX_LINE_BYTES}")
-        return raw.rstrip("\r")
 
     def run(self) -> Dockerfile:
         text = self.text
         pieces = self.pieces
         starts = self.starts
-        nlines = len(pieces)
+        nlines = self.nlines
         directives: list[Directive] = []
         seen: set[str] = set()
         done = False
         out: list[Instruction] = []
         i = 0
         while i < nlines:
-            raw = self.content(i)
+            raw = pieces[i].rstrip("\r")  # BuildKit's trimNewline
             first = starts[i]
             if i == 0 and raw.startswith("\ufeff"):
                 raw = raw[1:]
@@ -778,7 +774,7 @@ class _Parser:
             segs = [(first, cut if cut >= 0 else len(stripped))]
             own_end = first + len(stripped)
             while cut >= 0 and i < nlines:
-                raw = self.content(i)
+                raw = pieces[i].rstrip("\r")
                 at = starts[i]
                 i += 1
                 own_end = at + len(raw)
@@ -788,6 +784,8 @@ class _Parser:
                 cut = _continues(raw, self.esc)
                 segs.append((at, cut if cut >= 0 else len(raw)))
             i = self.instruction(segs, own_end, start_line, i, out)
+        if self.too_long is not None:  # BuildKit blames the line before; the long one is more useful
+            raise self.fail(self.too_long + 1, f"dockerfile line greater than max allowed size of {_MAX_LINE_BYTES}")
         for ins in out:  # BuildKit's next step (instructions.Parse) rejects unknown keywords
             if ins.keyword not in INSTRUCTIONS:
                 raise self.fail(ins.start_line, f"unknown instruction: {_keyword_text(ins)}")
@@ -868,9 +866,9 @@ class _Parser:
             for name, chomp, expand in specs:
                 body = self.starts[i] if i < len(self.pieces) else len(text)
                 while True:
-                    if i >= len(self.pieces):
+                    if i >= self.nlines:
                         raise self.fail(start_line, "unterminated heredoc")
-                    raw = self.content(i)
+                    raw = self.pieces[i].rstrip("\r")
                     cand = raw.lstrip("\t") if chomp else raw
                     i += 1
                     if cand == name:
