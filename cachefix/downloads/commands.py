@@ -94,12 +94,10 @@ def _guarded(run: Handler) -> Handler:
     """Turn every failure into one line on stderr and an exit status, never a traceback."""
 
     def handler(args: argparse.Namespace) -> int:
-        import logging
         import os
 
-        logging.basicConfig(format="cachefix: %(levelname)s: %(message)s", stream=sys.stderr)
-        level = "ERROR" if getattr(args, "quiet", False) else "INFO" if getattr(args, "verbose", False) else "WARNING"
-        logging.getLogger("cachefix.downloads").setLevel(level)
+        _log_to_stderr("ERROR" if getattr(args, "quiet", False)
+                       else "INFO" if getattr(args, "verbose", False) else "WARNING")
         try:
             return run(args)
         except KeyboardInterrupt:
@@ -115,6 +113,20 @@ def _guarded(run: Handler) -> Handler:
             return status
 
     return handler
+
+
+def _log_to_stderr(level: str) -> None:
+    """The runtime's warnings (and with -v its notes) as `cachefix: warning: ...` lines."""
+    import logging
+
+    class StderrHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            print(f"cachefix: {record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+
+    logger = logging.getLogger("cachefix.downloads")
+    logger.handlers = [StderrHandler()]
+    logger.propagate = False
+    logger.setLevel(level)
 
 
 def _progress(args: argparse.Namespace) -> bool:

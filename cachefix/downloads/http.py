@@ -15,6 +15,7 @@ import hashlib
 import os
 import random
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,7 +74,32 @@ def make_client(timeout: float = 60.0, connect_timeout: float = 30.0) -> httpx.C
         follow_redirects=True,
         timeout=httpx.Timeout(timeout, connect=connect_timeout),
         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+        transport=_LazyTLSTransport(),
     )
+
+
+class _LazyTLSTransport(httpx.BaseTransport):
+    """Loads the CA bundle (50-80 ms, more than a whole loopback download of a small file)
+    only when an https:// URL is really fetched. The plain pool never carries TLS: every
+    https:// request, redirects included, goes to the verifying transport."""
+
+    def __init__(self) -> None:
+        self._plain = httpx.HTTPTransport(verify=False)
+        self._tls: httpx.HTTPTransport | None = None
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.scheme != "https":
+            return self._plain.handle_request(request)
+        with self._lock:
+            if self._tls is None:
+                self._tls = httpx.HTTPTransport()
+        return self._tls.handle_request(request)
+
+    def close(self) -> None:
+        self._plain.close()
+        if self._tls is not None:
+            self._tls.close()
 
 
 class Partial:
