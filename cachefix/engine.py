@@ -57,7 +57,11 @@ def lint(dockerfile: Dockerfile, settings: Settings) -> list[Finding]:
     The `# syntax=` edit a mount fix needs is shown as part of the first mount finding, so a
     finding's edits (in JSON and SARIF output) are a complete fix on their own.
     """
-    findings = _rule_findings(dockerfile, settings)
+    return _with_directive(dockerfile, _rule_findings(dockerfile, settings), settings)
+
+
+def _with_directive(dockerfile: Dockerfile, findings: list[Finding], settings: Settings) -> list[Finding]:
+    findings = list(findings)
     edit = _directive_for(dockerfile, findings, settings)
     if edit is None:
         return findings
@@ -78,15 +82,21 @@ def _directive_for(dockerfile: Dockerfile, fixes: Iterable[Finding], settings: S
     return directive_edit(dockerfile, settings.syntax, adds_mounts=True)
 
 
+def check(text: str, settings: Settings) -> list[Finding]:
+    """Findings only (what `cachefix check` needs): no edits applied, no second pass."""
+    return lint(parse(text), settings)
+
+
 def fix(text: str, settings: Settings) -> Outcome:
     """Apply every fix that does not collide with another; re-lint to see what is left.
 
     Raises DockerfileSyntaxError for text BuildKit would reject: such a file is never changed.
     """
     dockerfile = parse(text)
+    raw = _rule_findings(dockerfile, settings)
     accepted: list[Edit] = []
     applied: list[Finding] = []
-    for finding in _rule_findings(dockerfile, settings):
+    for finding in raw:
         if not finding.edits:
             continue
         try:
@@ -98,7 +108,7 @@ def fix(text: str, settings: Settings) -> Outcome:
     directive = _directive_for(dockerfile, applied, settings)
     if directive is not None:
         accepted.append(directive)
-    findings = lint(dockerfile, settings)
+    findings = _with_directive(dockerfile, raw, settings)
     fixed = apply(text, accepted) if accepted else text
     if fixed == text:
         return Outcome(findings, text, findings)

@@ -7,7 +7,7 @@ import difflib
 import sys
 from pathlib import Path
 
-from cachefix.engine import BrokenRewrite, Settings, fix
+from cachefix.engine import BrokenRewrite, Outcome, Settings, check, fix
 from cachefix.files import UnreadableFile, find_dockerfiles, read_dockerfile, write_atomically
 from cachefix.model import FileError, FileResult, LintReport
 from cachefix.rewriter.dockerfile import DockerfileSyntaxError
@@ -25,11 +25,15 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(rules=[rule() for rule in rules], syntax=args.syntax)
 
 
-def process(path: Path, settings: Settings, report: LintReport, *, write: bool) -> FileResult | None:
+def process(path: Path, settings: Settings, report: LintReport, *, fixing: bool, write: bool) -> FileResult | None:
     """Lint (and fix) one file; problems become FileErrors and the file is left as it was."""
     try:
         text = read_dockerfile(path)
-        outcome = fix(text, settings)
+        if fixing:
+            outcome = fix(text, settings)
+        else:
+            found = check(text, settings)
+            outcome = Outcome(found, text, found)
     except UnreadableFile as exc:
         report.errors.append(FileError(path, str(exc)))
         return None
@@ -68,7 +72,7 @@ def run_lint(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     report = LintReport(fixing=fixing and not diff_only)
     for path in find_dockerfiles(args.paths, args.exclude):
-        result = process(path, settings, report, write=fixing and not diff_only)
+        result = process(path, settings, report, fixing=fixing, write=fixing and not diff_only)
         if diff_only and result is not None and result.changed:
             sys.stdout.write(unified_diff(result))
     if diff_only:
