@@ -192,12 +192,15 @@ class _Sink:
         self.links[path] = name
 
     def hardlink(self, name: str, target: str) -> None:
-        source = self.root.joinpath(*_parts(target)) if _parts(target) else self.root
         try:
-            source_stat = os.lstat(source)
+            source = self.root.joinpath(*_parts(target)) if _parts(target) else None
+        except ArchiveError:
+            source = None
+        try:
+            mode = os.lstat(source).st_mode if source else 0
         except FileNotFoundError:
-            source_stat = None
-        if source_stat is None or not stat.S_ISREG(source_stat.st_mode) or source.parent not in self.safe_dirs:
+            mode = 0
+        if source is None or not stat.S_ISREG(mode) or source.parent not in self.safe_dirs:
             self.reject(name, f"is a hard link to {target!r}, which is not a file unpacked before it")
         os.link(source, self._target(name), follow_symlinks=False)
 
