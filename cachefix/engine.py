@@ -44,7 +44,8 @@ def _rule_findings(dockerfile: Dockerfile, settings: Settings) -> list[Finding]:
     findings: list[Finding] = []
     for run in run_contexts(dockerfile):
         for rule in run_rules:
-            findings.extend(rule.check(run, dockerfile))
+            if not rule.triggers or run.mentions(rule.triggers):
+                findings.extend(rule.check(run, dockerfile))
     for rule in settings.rules:
         if isinstance(rule, SyntaxRule):
             findings.extend(rule.check_file(dockerfile, settings.syntax))

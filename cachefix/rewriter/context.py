@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from cachefix.rewriter.dockerfile import Dockerfile, Heredoc, Instruction
 from cachefix.rewriter.shell import Command, commands, exec_form_commands
@@ -62,21 +63,50 @@ class Stage:
                        accounts=dict(self.accounts), groups=dict(self.groups), facts=set(self.facts))
 
 
-@dataclass(frozen=True)
 class RunContext:
-    """A RUN instruction with what is in effect for it, and its parsed shell commands."""
+    """A RUN instruction with what is in effect for it, and its shell commands.
 
-    instruction: Instruction
-    stage: Stage
-    env: Mapping[str, str]
-    user: str
-    uid: int | None
-    gid: int | None
-    home: str | None
-    commands: tuple[Command, ...]
-    shell_form: bool
-    script_start: int | None  # file offset where the shell script starts (for a preamble)
-    heredoc_script: bool  # the script is a heredoc body, so a preamble goes on a line of its own
+    The commands are parsed on first use: most RUNs of a large file interest no rule (a rule
+    first asks `mentions`), and parsing shell is the costly part of a lint.
+    """
+
+    def __init__(self, instruction: Instruction, stage: Stage, env: Mapping[str, str],
+                 uid: int | None, gid: int | None, home: str | None) -> None:
+        self.instruction = instruction
+        self.stage = stage
+        self.env = env
+        self.user = stage.user
+        self.uid, self.gid, self.home = uid, gid, home
+        self._target = instruction.inner if instruction.keyword == "ONBUILD" and instruction.inner else instruction
+        self.shell_form = not self._target.json
+
+    @cached_property
+    def text(self) -> str:
+        """Everything the RUN executes, as text: its command line and heredoc bodies."""
+        return " ".join(self._target.value) + "".join("\n" + h.content for h in self._target.heredocs)
+
+    def mentions(self, words: Iterable[str]) -> bool:
+        """A cheap first look: does any of these words appear anywhere in the RUN?"""
+        return any(word in self.text for word in words)
+
+    @cached_property
+    def _parsed(self) -> tuple[tuple[Command, ...], int | None, bool]:
+        found, start, heredoc_script = run_commands(self.instruction)
+        return tuple(found), start, heredoc_script
+
+    @property
+    def commands(self) -> tuple[Command, ...]:
+        return self._parsed[0]
+
+    @property
+    def script_start(self) -> int | None:
+        """File offset where the shell script starts (where a preamble goes)."""
+        return self._parsed[1]
+
+    @property
+    def heredoc_script(self) -> bool:
+        """The script is a heredoc body, so a preamble goes on a line of its own."""
+        return self._parsed[2]
 
     @property
     def is_root(self) -> bool:
@@ -138,6 +168,9 @@ def _key_values(instruction: Instruction) -> Iterator[tuple[str, str]]:
 
 def _int(text: str | None) -> int | None:
     return int(text) if text is not None and text.isdigit() else None
+
+
+ACCOUNT_COMMANDS = ("useradd", "adduser", "groupadd", "addgroup")
 
 
 def _learn_accounts(stage: Stage, found: list[Command]) -> None:
@@ -273,12 +306,10 @@ def run_contexts(dockerfile: Dockerfile) -> Iterator[RunContext]:
             path = expand(instruction.value[0], variables)
             stage.workdir = path if path.startswith("/") else f"{stage.workdir.rstrip('/')}/{path}"
         elif keyword == "RUN" or (keyword == "ONBUILD" and instruction.inner and instruction.inner.keyword == "RUN"):
-            found, start, heredoc_script = run_commands(instruction)
-            uid, gid, home = resolve_user(stage)
-            yield RunContext(instruction, stage, dict(variables), stage.user, uid, gid, home, tuple(found),
-                             not (instruction.inner or instruction).json, start, heredoc_script)
-            if keyword == "RUN":
-                _learn_accounts(stage, found)
+            run = RunContext(instruction, stage, dict(variables), *resolve_user(stage))
+            yield run
+            if keyword == "RUN" and run.mentions(ACCOUNT_COMMANDS):
+                _learn_accounts(stage, list(run.commands))
 
 
 def _start_stage(instruction: Instruction, stages: list[Stage], global_args: dict[str, str]) -> Stage:

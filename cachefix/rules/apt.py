@@ -90,6 +90,7 @@ class AptRule(Rule):
     name = "apt-cache-mount"
     manager = "apt"
     summary = "apt-get install without cache mounts on apt's archives and lists"
+    triggers = ("apt",)
 
     def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
         if any(disables_docker_clean(c) for c in run.commands):

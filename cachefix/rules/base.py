@@ -39,6 +39,8 @@ class Rule:
     name: str = ""
     manager: str = ""
     summary: str = ""
+    # Words one of which a RUN must contain for `check` to be worth calling (empty: always).
+    triggers: tuple[str, ...] = ()
 
     def __init__(self, options: Options | None = None) -> None:
         self.options = options or Options()

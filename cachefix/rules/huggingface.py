@@ -92,6 +92,7 @@ class HuggingFaceRule(Rule):
     name = "huggingface-cache-mount"
     manager = "hf"
     summary = "HuggingFace download without a cache mount, or one that loses the model"
+    triggers = ("download",)
 
     def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
         mounts = existing_mounts(run.instruction)

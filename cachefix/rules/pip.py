@@ -102,6 +102,7 @@ class PipRule(Rule):
     name = "pip-cache-mount"
     manager = "pip"
     summary = "pip install without a cache mount on pip's cache"
+    triggers = ("pip",)
 
     def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
         pips = [(c, a) for c in run.commands if (a := pip_arguments(c)) is not None and subcommand(a) in DOWNLOADING]
