@@ -6,8 +6,10 @@ A plugin is a `cachefix.rules.base.Rule` subclass published by another package u
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 from functools import lru_cache
-from importlib.metadata import entry_points
 
 from cachefix.rules.apt import AptRule
 from cachefix.rules.base import Rule
@@ -22,9 +24,55 @@ class UnknownRule(KeyError):
     """A code given to --select, --ignore, explain or a suppression that no rule has."""
 
 
+def _plugin_entry_points() -> list[str]:
+    """`module:attr` of every `cachefix.rules` entry point of the installed distributions.
+
+    importlib.metadata would do this, but importing it costs more than the whole lint of a
+    small file (it pulls in the email parser); pre-commit runs cachefix on every commit, so
+    this reads the `entry_points.txt` files of the dist-info folders on sys.path directly.
+    """
+    found: list[str] = []
+    for folder in sys.path:
+        try:
+            entries = os.scandir(folder or ".")
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                if not entry.name.endswith((".dist-info", ".egg-info")):
+                    continue
+                try:
+                    with open(os.path.join(entry.path, "entry_points.txt"), encoding="utf-8") as handle:
+                        text = handle.read()
+                except OSError:
+                    continue
+                if "[cachefix.rules]" in text:
+                    found.extend(_section(text, "cachefix.rules"))
+    return found
+
+
+def _section(text: str, name: str) -> list[str]:
+    values, inside = [], False
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            inside = line == f"[{name}]"
+        elif inside and "=" in line and not line.startswith(("#", ";")):
+            values.append(line.split("=", 1)[1].strip())
+    return values
+
+
+def _load(reference: str) -> object:
+    module, _, attribute = reference.partition(":")
+    value: object = importlib.import_module(module.strip())
+    for part in attribute.strip().split(".") if attribute.strip() else ():
+        value = getattr(value, part)
+    return value
+
+
 @lru_cache(maxsize=1)
 def all_rules() -> tuple[type[Rule], ...]:
-    plugins = [ep.load() for ep in entry_points(group="cachefix.rules")]
+    plugins = [_load(reference) for reference in dict.fromkeys(_plugin_entry_points())]
     found = [*BUILTIN, *(p for p in plugins if isinstance(p, type) and issubclass(p, Rule))]
     return tuple(sorted(found, key=lambda r: r.code))
 
