@@ -23,6 +23,27 @@ from cachefix.rewriter.shell import Command, Word
 
 Span = tuple[int, int]
 
+# Where a per-user cache goes for a user that is not root: outside the home folder, so the
+# mount point left behind does not make `~/.cache` root-owned (buildkit#2682, #3153).
+NON_ROOT_CACHE = "/var/cache/{name}-{uid}"
+
+
+@dataclass(frozen=True)
+class UserCache:
+    """Where a per-user cache is mounted for a RUN's user, and how commands are pointed at it.
+
+    `env_var` is set when the cache was moved out of the home folder: each command then gets
+    `ENV_VAR=target` as a prefix (for that command only, so the image's environment is kept).
+    """
+
+    target: str
+    uid: int | None = None
+    gid: int | None = None
+    env_var: str | None = None
+
+    def mount(self, sharing: str | None = None) -> CacheMount:
+        return CacheMount(self.target, sharing=sharing, uid=self.uid, gid=self.gid)
+
 
 @dataclass(frozen=True)
 class Options:
@@ -87,6 +108,29 @@ class Rule:
                 out.append(edits.add_flag(run.instruction, mount.render()))
         return out, changed
 
+    def user_cache(self, run: RunContext, dockerfile: Dockerfile, command: Command, target: str | None,
+                   default: str | None, env_var: str) -> UserCache | Finding | None:
+        """Where a cache that defaults to the home folder is mounted for the RUN's user.
+
+        Root keeps `target`. Another user whose cache is still the default one gets a folder
+        of its own outside the home (`/var/cache/<manager>-<uid>`, owned by it) with `env_var`
+        pointing there: a mount under the home would leave root-owned folders in it. A user
+        whose uid the file does not show, or an exec-form RUN (no place for the variable),
+        gets a finding instead. None: the manager's cache is not known for this user.
+        """
+        if run.uid is None:
+            return self.finding(dockerfile, command_span(run, command),
+                                f"{self.manager} runs as user '{run.user}' whose uid this file does not show, so a "
+                                "cache mount cannot be made writable for it: create the user with `useradd -u UID` "
+                                "(or use a numeric USER) and run cachefix again")
+        if run.is_root or target != default:
+            return None if target is None else UserCache(target, *((None, None) if run.is_root else (run.uid, run.gid)))
+        if not run.shell_form:
+            return self.finding(dockerfile, command_span(run, command),
+                                f"{self.manager} runs as a non-root user in an exec-form RUN; rewrite it in shell "
+                                f"form so {env_var} can point at a cache mount outside the home folder")
+        return UserCache(NON_ROOT_CACHE.format(name=self.manager, uid=run.uid), run.uid, run.gid, env_var)
+
     def _with_options(self, mount: CacheMount) -> CacheMount:
         prefix = self.options.id_prefix
         if prefix and mount.id is None:
@@ -124,3 +168,13 @@ def previous_words(command: Command) -> dict[int, Word]:
 def command_span(run: RunContext, command: Command) -> Span:
     """Where to point a finding: the command, or the instruction when the command has no span."""
     return command.span or run.instruction.span
+
+
+def env_prefixes(commands: Iterable[Command], cache: UserCache) -> Iterator[Edit]:
+    """`VAR=target ` before each command that does not set VAR itself (a moved per-user cache)."""
+    if cache.env_var is None:
+        return
+    for command in commands:
+        start = command.words[0].span if command.words else None
+        if start is not None and not any(a.name == cache.env_var for a in command.assignments):
+            yield edits.insert(start[0], f"{cache.env_var}={cache.target} ")

@@ -9,9 +9,9 @@ from cachefix.model import Edit, Finding
 from cachefix.rewriter import edits
 from cachefix.rewriter.context import RunContext, command_env
 from cachefix.rewriter.dockerfile import Dockerfile
-from cachefix.rewriter.mounts import CacheMount, existing_mounts, is_within
+from cachefix.rewriter.mounts import existing_mounts, is_within
 from cachefix.rewriter.shell import Command, Word, iter_options
-from cachefix.rules.base import Rule, command_span, previous_words, remove_words
+from cachefix.rules.base import Rule, command_span, env_prefixes, previous_words, remove_words
 
 _PIP = re.compile(r"pip(\d+(\.\d+)*)?")
 _PYTHON = re.compile(r"python(\d+(\.\d+)*)?")
@@ -115,24 +115,14 @@ class PipRule(Rule):
                                "ENV PIP_NO_CACHE_DIR disables pip's cache whatever its value (even 0 or false); "
                                "remove it from ENV so a cache mount can work")
             return
-        if run.uid is None:
-            yield self.finding(dockerfile, command_span(run, first),
-                               f"pip runs as user '{run.user}' whose uid this file does not show, so a cache mount "
-                               "cannot be made writable for it: create the user with `useradd -u UID` (or use a "
-                               "numeric USER) and run cachefix again")
-            return
-        target = cache_dir(env, run.home, pips[0][1])
         default = None if run.home is None else run.home.rstrip("/") + "/.cache/pip"
-        redirect = not run.is_root and target == default
-        if redirect:
-            if not run.shell_form:
-                yield self.finding(dockerfile, command_span(run, first),
-                                   "pip runs as a non-root user in an exec-form RUN; rewrite it in shell form so "
-                                   "PIP_CACHE_DIR can point at a cache mount outside the home folder")
-                return
-            target = NON_ROOT_CACHE.format(uid=run.uid)
-        if target is None:
+        placed = self.user_cache(run, dockerfile, first, cache_dir(env, run.home, pips[0][1]), default, "PIP_CACHE_DIR")
+        if isinstance(placed, Finding):
+            yield placed
             return
+        if placed is None:
+            return
+        target = placed.target
         for command, arguments in pips:
             for destination in destinations(arguments):
                 if is_within(destination, target):
@@ -140,18 +130,17 @@ class PipRule(Rule):
                                        f"pip writes its result to {destination}, inside its cache {target}: a cache "
                                        "mount there would keep the result out of the image; install elsewhere")
                     return
-        mount = CacheMount(target, uid=None if run.is_root else run.uid, gid=None if run.is_root else run.gid)
+        mount = placed.mount()
         stale = [m for m in existing_mounts(run.instruction)
                  if m.is_cache and _looks_like_pip_cache(m.target) and not is_within(target, m.target)]
         fix, changed = self.mount_edits(run, [mount], stale)
         if not changed:
             return
         fix.extend(self._cache_defeaters(pips))
-        if redirect:
-            fix.extend(self._redirects(pips, target))
+        fix.extend(env_prefixes((c for c, _ in pips), placed))
         yield self.finding(dockerfile, command_span(run, first),
                            f"pip downloads without a cache mount on {target}: add `{changed[0].render()}`"
-                           + (f" and PIP_CACHE_DIR={target}" if redirect else ""),
+                           + (f" and PIP_CACHE_DIR={target}" if placed.env_var else ""),
                            fix)
 
     @staticmethod
@@ -162,13 +151,6 @@ class PipRule(Rule):
             for assignment in command.assignments:
                 if assignment.name == "PIP_NO_CACHE_DIR" and assignment.span:
                     yield edits.delete((assignment.span[0], _next_start(command, assignment.span[1])))
-
-    @staticmethod
-    def _redirects(pips: list[tuple[Command, tuple[Word, ...]]], target: str) -> Iterator[Edit]:
-        for command, _ in pips:
-            start = command.words[0].span
-            if start is not None and not any(a.name == "PIP_CACHE_DIR" for a in command.assignments):
-                yield edits.insert(start[0], f"PIP_CACHE_DIR={target} ")
 
 
 def _looks_like_pip_cache(target: str) -> bool:
