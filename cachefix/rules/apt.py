@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
-from cachefix.model import Edit, Finding
+from cachefix.model import Finding
 from cachefix.rewriter import edits
 from cachefix.rewriter.context import RunContext
 from cachefix.rewriter.dockerfile import Dockerfile
-from cachefix.rewriter.mounts import CacheMount, is_within
-from cachefix.rewriter.shell import Command, removal_spans
-from cachefix.rules.base import Rule, command_span, previous_words, remove_words
+from cachefix.rewriter.mounts import CacheMount
+from cachefix.rewriter.shell import Command
+from cachefix.rules.base import Rule, clean_up_edits, command_span
 
 APT = frozenset({"apt-get", "apt", "aptitude"})
 DOWNLOADING = frozenset({"install", "update", "upgrade", "dist-upgrade", "full-upgrade", "build-dep",
@@ -41,10 +41,6 @@ def apt_subcommand(command: Command) -> str | None:
 def disables_docker_clean(command: Command) -> bool:
     return command.name == "rm" and any(
         (w.value or "").endswith("/etc/apt/apt.conf.d/docker-clean") for w in command.args)
-
-
-def is_cache_path(path: str) -> bool:
-    return any(is_within(path.rstrip("*").rstrip("/") or "/", folder) for folder in CACHE_PATHS)
 
 
 class AptRule(Rule):
@@ -113,24 +109,7 @@ class AptRule(Rule):
             if keep is not None:
                 fix.append(keep)
                 run.stage.facts.add(KEEPS_DEBS_FACT)
-        fix.extend(self._cache_clean_ups(run.commands))
+        fix.extend(clean_up_edits(run.commands, lambda c: apt_subcommand(c) in ("clean", "autoclean"), CACHE_PATHS))
         targets = " and ".join(m.target for m in changed)
         yield self.finding(dockerfile, command_span(run, first),
                            f"apt downloads without a locked cache mount on {targets}", fix)
-
-    @staticmethod
-    def _cache_clean_ups(commands: tuple[Command, ...]) -> Iterator[Edit]:
-        """`apt-get clean` and `rm -rf /var/lib/apt/lists/*` would empty the mounted caches."""
-        doomed: list[Command] = []
-        for command in commands:
-            if apt_subcommand(command) in ("clean", "autoclean"):
-                doomed.append(command)
-            elif command.name == "rm":
-                paths = [w for w in command.args if not (w.value or "?").startswith("-")]
-                cached = [w for w in paths if is_cache_path(w.value or "")]
-                if cached and len(cached) == len(paths):
-                    doomed.append(command)
-                elif cached:
-                    yield from remove_words(cached, previous_words(command))
-        for span in removal_spans(doomed) or ():
-            yield edits.delete(span)

@@ -11,15 +11,15 @@ this bad?*, *Example*, *Use instead*, *Fix safety*): `cachefix explain CODE` pri
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from cachefix.model import Edit, Finding, Position, Severity
 from cachefix.rewriter import edits
 from cachefix.rewriter.context import RunContext
 from cachefix.rewriter.dockerfile import Dockerfile
-from cachefix.rewriter.mounts import CacheMount, ExistingMount, existing_mounts, same_path
-from cachefix.rewriter.shell import Command, Word
+from cachefix.rewriter.mounts import CacheMount, ExistingMount, existing_mounts, is_within, same_path
+from cachefix.rewriter.shell import Command, Word, removal_spans
 
 Span = tuple[int, int]
 
@@ -178,3 +178,29 @@ def env_prefixes(commands: Iterable[Command], cache: UserCache) -> Iterator[Edit
         start = command.words[0].span if command.words else None
         if start is not None and not any(a.name == cache.env_var for a in command.assignments):
             yield edits.insert(start[0], f"{cache.env_var}={cache.target} ")
+
+
+def clean_up_edits(commands: Iterable[Command], is_clean_up: Callable[[Command], bool], cache_dirs: Sequence[str],
+                   home: str | None = None) -> Iterator[Edit]:
+    """Edits that drop what only empties the mounted caches: commands `is_clean_up` names, and
+    `rm` of paths inside `cache_dirs` (an `rm` that also removes other paths keeps those)."""
+    def cached(word: Word) -> bool:
+        path = word.value or ""
+        if home and (path == "~" or path.startswith("~/")):
+            path = home.rstrip("/") + path[1:]
+        path = path.rstrip("*").rstrip("/") or "/"
+        return path.startswith("/") and any(is_within(path, folder) for folder in cache_dirs)
+
+    doomed: list[Command] = []
+    for command in commands:
+        if is_clean_up(command):
+            doomed.append(command)
+        elif command.name == "rm":
+            paths = [w for w in command.args if not (w.value or "?").startswith("-")]
+            inside = [w for w in paths if cached(w)]
+            if inside and len(inside) == len(paths):
+                doomed.append(command)
+            elif inside:
+                yield from remove_words(inside, previous_words(command))
+    for span in removal_spans(doomed) or ():
+        yield edits.delete(span)
