@@ -10,12 +10,15 @@ import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cachefix.downloads.extract import Limits, extract
 from cachefix.downloads.fetch import Fetcher, Request, Result
 from cachefix.downloads.materialize import place
 from cachefix.downloads.progress import Display
 from cachefix.downloads.store import Store, default_root
+
+if TYPE_CHECKING:
+    from cachefix.downloads.extract import Limits
 
 __all__ = ["cached_download", "deliver"]
 
@@ -66,6 +69,8 @@ def deliver(
     """Fetch, then unpack into `extract_to` and place at `dest`: what the CLI and API share."""
     result = fetcher.fetch(request)
     if extract_to is not None:
+        from cachefix.downloads.extract import extract  # tarfile, zipfile & co. only when unpacking
+
         extract(result.path, Path(extract_to), limits)
     if dest is not None:
         place(result.path, Path(dest), link=link)

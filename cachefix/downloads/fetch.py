@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -259,7 +257,7 @@ class Fetcher:
         for path, validator, owner in index.partials(url):
             if not _abandoned(owner):
                 continue
-            mine = self.store.tmp_dir / f"{_temp_prefix(url)}{secrets.token_hex(8)}.part"
+            mine = self.store.tmp_dir / f"{_temp_prefix(url)}{os.urandom(8).hex()}.part"
             index.drop_partial(path)
             try:
                 os.rename(path, mine)
@@ -292,7 +290,7 @@ def _boot_id() -> str:
 
 def _owner() -> str:
     """Who writes a partial: host, boot and process, so a later run can tell it is abandoned."""
-    return f"{socket.gethostname()}/{_boot_id()}/{os.getpid()}"
+    return f"{os.uname().nodename}/{_boot_id()}/{os.getpid()}"
 
 
 def _abandoned(owner: str) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import secrets
 import shutil
 from pathlib import Path
 
@@ -27,7 +26,7 @@ def place(blob: Path, dest: Path, *, link: bool = False) -> None:
         raise IsADirectoryError(errno.EISDIR, "is a directory; give a file name", str(dest))
     dest.parent.mkdir(parents=True, exist_ok=True)
     if link:
-        temp = dest.parent / f".{dest.name}.{secrets.token_hex(8)}.cachefix"
+        temp = dest.parent / f".{dest.name}.{os.urandom(8).hex()}.cachefix"
         os.link(blob, temp)
     else:
         fd, temp = create_unique(dest.parent, f".{dest.name}.", ".cachefix")

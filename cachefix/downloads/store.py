@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -69,7 +68,7 @@ def create_unique(directory: Path, prefix: str, suffix: str = "") -> tuple[int, 
     Unlike `mkstemp`, the file gets the caller's umask (0666 &~ umask), as `cp` would give it.
     """
     while True:
-        path = directory / f"{prefix}{secrets.token_hex(8)}{suffix}"
+        path = directory / f"{prefix}{os.urandom(8).hex()}{suffix}"
         try:
             return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), path
         except FileExistsError:
