@@ -18,8 +18,10 @@ CACHE_PLUMBING = [
     re.compile(r"^(apt-get|apt) (-\S+ )*(clean|autoclean)$"),
     re.compile(r"^rm -f /etc/apt/apt\.conf\.d/docker-clean$"),
     re.compile(r"^echo .*Keep-Downloaded-Packages.*$"),
+    re.compile(r"^apk (-\S+ )*cache clean$"),
 ]
-CACHE_WORDS = re.compile(r"^(--no-cache-dir|PIP_NO_CACHE_DIR=\S*|PIP_CACHE_DIR=\S*)$")
+CACHE_WORDS = re.compile(r"^(--no-cache-dir|PIP_NO_CACHE_DIR=\S*|PIP_CACHE_DIR=\S*"
+                         r"|--no-cache|--update-cache)$")  # apk: --no-cache becomes --update-cache
 APT_CACHE_PATH = re.compile(r"^(/var/lib/apt/lists|/var/cache/apt)(/\S*)?$")
 OPERATORS = {";", "&&", "||", "|", "&", "(", ")", ";;"}
 INSTRUCTIONS = {"ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",

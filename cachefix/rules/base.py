@@ -11,15 +11,16 @@ this bad?*, *Example*, *Use instead*, *Fix safety*): `cachefix explain CODE` pri
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import re
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from cachefix.model import Edit, Finding, Position, Severity
 from cachefix.rewriter import edits
-from cachefix.rewriter.context import RunContext
+from cachefix.rewriter.context import RunContext, expand
 from cachefix.rewriter.dockerfile import Dockerfile
 from cachefix.rewriter.mounts import CacheMount, ExistingMount, existing_mounts, is_within, same_path
-from cachefix.rewriter.shell import Command, Word, removal_spans
+from cachefix.rewriter.shell import Assignment, Command, Word, removal_spans
 
 Span = tuple[int, int]
 
@@ -131,6 +132,16 @@ class Rule:
                                 f"form so {env_var} can point at a cache mount outside the home folder")
         return UserCache(NON_ROOT_CACHE.format(name=self.manager, uid=run.uid), run.uid, run.gid, env_var)
 
+    def stale_mounts(self, run: RunContext, target: str, cache_name: str) -> list[ExistingMount]:
+        """Cache mounts on the RUN meant for this manager's per-user cache that do not hold
+        `target`: `.../.cache/<cache_name>` (root's, for another user) or cachefix's own
+        `/var/cache/<manager>-<uid>` for another uid. They get replaced, not kept beside."""
+        own = re.compile(re.escape(self.manager) + r"-\d+")
+        return [m for m in existing_mounts(run.instruction)
+                if m.is_cache and not is_within(target, m.target)
+                and (m.target.rstrip("/").endswith(f"/.cache/{cache_name}")
+                     or own.fullmatch(m.target.rstrip("/").rsplit("/", 1)[-1]) is not None)]
+
     def _with_options(self, mount: CacheMount) -> CacheMount:
         prefix = self.options.id_prefix
         if prefix and mount.id is None:
@@ -180,27 +191,168 @@ def env_prefixes(commands: Iterable[Command], cache: UserCache) -> Iterator[Edit
             yield edits.insert(start[0], f"{cache.env_var}={cache.target} ")
 
 
-def clean_up_edits(commands: Iterable[Command], is_clean_up: Callable[[Command], bool], cache_dirs: Sequence[str],
-                   home: str | None = None) -> Iterator[Edit]:
-    """Edits that drop what only empties the mounted caches: commands `is_clean_up` names, and
-    `rm` of paths inside `cache_dirs` (an `rm` that also removes other paths keeps those)."""
-    def cached(word: Word) -> bool:
-        path = word.value or ""
-        if home and (path == "~" or path.startswith("~/")):
-            path = home.rstrip("/") + path[1:]
-        path = path.rstrip("*").rstrip("/") or "/"
-        return path.startswith("/") and any(is_within(path, folder) for folder in cache_dirs)
+@dataclass(frozen=True)
+class Invocation:
+    """A package manager run by a command: which program, its subcommand, the words after it."""
 
+    program: str
+    subcommand: str | None
+    args: tuple[Word, ...]
+
+
+_SUDO_VALUE_OPTIONS = frozenset({"-u", "--user", "-g", "--group", "-h", "--host", "-C", "-D", "-p", "-r", "-t"})
+
+
+def invocation(command: Command, programs: Collection[str], takes_value: Collection[str] = ()) -> Invocation | None:
+    """The invocation when `command` runs one of `programs` (also as `sudo [-u x] prog`), else None.
+
+    The subcommand is the first operand, skipping options and the values of `takes_value` ones
+    (`apk --repository URL add x` adds).
+    """
+    words = list(command.words)
+    if command.name == "sudo":
+        words = words[1:]
+        while words and (words[0].value or "").startswith("-"):
+            words = words[2:] if words[0].value in _SUDO_VALUE_OPTIONS else words[1:]
+    if not words or words[0].value is None or words[0].value.rsplit("/", 1)[-1] not in programs:
+        return None
+    args = tuple(words[1:])
+    skip, subcommand = False, None
+    for word in args:
+        value = word.value
+        if skip:
+            skip = False
+        elif value is None:
+            break
+        elif value.startswith("-"):
+            skip = value in takes_value
+        else:
+            subcommand = value
+            break
+    return Invocation(words[0].value.rsplit("/", 1)[-1], subcommand, args)
+
+
+def delete_assignment(command: Command, assignment: Assignment) -> Edit | None:
+    """Delete a `NAME=value ` prefix of a command, with the space after it."""
+    if assignment.span is None:
+        return None
+    after = assignment.span[1]
+    starts = [a.span[0] for a in command.assignments if a.span and a.span[0] >= after]
+    starts += [w.span[0] for w in command.words if w.span and w.span[0] >= after]
+    return edits.delete((assignment.span[0], min(starts, default=after)))
+
+
+# Values that turn a boolean setting on, as uv (clap's "boolish" values) and conda read them.
+TRUTHY = frozenset({"1", "true", "t", "yes", "y", "on"})
+
+
+def truthy(value: str | None) -> bool:
+    return value is not None and value.strip().lower() in TRUTHY
+
+
+_VARIABLE = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
+
+
+def word_path(word: Word, env: Mapping[str, str], home: str | None) -> str | None:
+    """The path a word names once the shell has expanded it: `~`, and `$VAR`/`${VAR}` that the
+    file sets (`rm -rf $POETRY_CACHE_DIR`). None when it depends on what the file does not show."""
+    path = word.value
+    if path is None:
+        raw = word.raw.replace('"', "")
+        if any(c in raw for c in "'`\\") or "$(" in raw or "$" in _VARIABLE.sub("", raw):
+            return None
+        if any((m.group("braced") or m.group("plain")) not in env for m in _VARIABLE.finditer(raw)):
+            return None
+        path = expand(raw, env)
+    if home and (path == "~" or path.startswith("~/")):
+        path = home.rstrip("/") + path[1:]
+    return path
+
+
+@dataclass
+class CleanUp:
+    """What a RUN does to caches that are about to be mounted.
+
+    `edits` drop what only empties them: whole clean-up commands, `rm` of paths inside them.
+    `breaker` is a command that would break the build or the cache once they are mounts and
+    that cannot be dropped: an `rm` of a folder holding a cache fails on the mount point
+    ("Device or resource busy"), a clean-up joined by `||` or in a pipeline, and (when asked)
+    a `find ... -delete` that reaches into a cache, deleting files a later build links from.
+    """
+
+    edits: list[Edit]
+    breaker: Command | None = None
+
+
+def clean_up(commands: Iterable[Command], is_clean_up: Callable[[Command], bool], cache_dirs: Sequence[str],
+             home: str | None = None, env: Mapping[str, str] | None = None, *,
+             deletions_corrupt: bool = False) -> CleanUp:
+    """Plan the removal of cache clean-ups from a RUN that gains mounts on `cache_dirs`."""
+    env = env or {}
+
+    def place(word: Word) -> tuple[bool, bool]:
+        """(inside a cache, holding a cache) for an `rm` or `find` operand."""
+        path = word_path(word, env, home)
+        if path is None:
+            return False, False
+        path = path.rstrip("*").rstrip("/") or "/"
+        if not path.startswith("/"):
+            return False, False
+        inside = any(is_within(path, folder) for folder in cache_dirs)
+        return inside, not inside and any(is_within(folder, path) for folder in cache_dirs)
+
+    plan = CleanUp([])
     doomed: list[Command] = []
     for command in commands:
         if is_clean_up(command):
             doomed.append(command)
         elif command.name == "rm":
             paths = [w for w in command.args if not (w.value or "?").startswith("-")]
-            inside = [w for w in paths if cached(w)]
-            if inside and len(inside) == len(paths):
+            places = [place(w) for w in paths]
+            inside = [w for w, (within, _) in zip(paths, places, strict=True) if within]
+            if any(holds for _, holds in places) or any(w.span is None for w in inside):
+                plan.breaker = plan.breaker or command
+            elif inside and len(inside) == len(paths):
                 doomed.append(command)
             elif inside:
-                yield from remove_words(inside, previous_words(command))
-    for span in removal_spans(doomed) or ():
-        yield edits.delete(span)
+                plan.edits.extend(remove_words(inside, previous_words(command)))
+        elif deletions_corrupt and _find_deletes(command) and any(any(place(w)) for w in _find_starts(command)):
+            plan.breaker = plan.breaker or command
+    spans = removal_spans(doomed) if doomed else []
+    if spans is None:
+        plan.breaker = plan.breaker or next((c for c in doomed if not c.removable or c.span is None), doomed[0])
+    plan.edits.extend(edits.delete(span) for span in spans or ())
+    return plan
+
+
+def clean_up_edits(commands: Iterable[Command], is_clean_up: Callable[[Command], bool], cache_dirs: Sequence[str],
+                   home: str | None = None) -> Iterator[Edit]:
+    """Edits that drop what only empties the mounted caches: commands `is_clean_up` names, and
+    `rm` of paths inside `cache_dirs` (an `rm` that also removes other paths keeps those)."""
+    yield from clean_up(commands, is_clean_up, cache_dirs, home).edits
+
+
+def _find_deletes(command: Command) -> bool:
+    """`find ... -delete` or `find ... -exec rm ...`, unless it stays on one file system
+    (`-xdev`: a cache mount is another one) or prunes something."""
+    if command.name != "find":
+        return False
+    values = [w.value for w in command.args]
+    if "-xdev" in values or "-mount" in values or "-prune" in values:
+        return False
+    return "-delete" in values or any(
+        v in ("-exec", "-execdir") and i + 1 < len(values) and (values[i + 1] or "").endswith("rm")
+        for i, v in enumerate(values))
+
+
+def _find_starts(command: Command) -> list[Word]:
+    """The starting points of a `find`: the operands before its first expression word."""
+    starts: list[Word] = []
+    for word in command.args:
+        value = word.value or ""
+        if value in ("-H", "-L", "-P"):
+            continue
+        if value.startswith(("-", "(", "!")):
+            break
+        starts.append(word)
+    return starts

@@ -1,0 +1,151 @@
+"""CF202 apk: `apk add` without a locked cache mount on `/etc/apk/cache`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from cachefix.model import Edit, Finding
+from cachefix.rewriter.context import RunContext
+from cachefix.rewriter.dockerfile import Dockerfile
+from cachefix.rewriter.mounts import CacheMount, same_path
+from cachefix.rewriter.shell import Command, iter_options
+from cachefix.rules.base import Invocation, Rule, clean_up_edits, command_span, invocation, previous_words, remove_words
+
+DOWNLOADING = frozenset({"add", "upgrade", "update", "fix", "fetch"})
+# Options (global or of `add`) that take a value, so the subcommand is found after them.
+TAKES_VALUE = frozenset({"-X", "--repository", "-p", "--root", "--cache-dir", "--arch", "--keys-dir",
+                         "--repositories-file", "--cache-max-age", "--timeout", "--wait", "-t", "--virtual",
+                         "--progress-fd"})
+UPDATE_CACHE = frozenset({"-U", "--update-cache", "--update"})  # `--update` is a unique prefix of the long name
+CACHE = "/etc/apk/cache"
+STATIC_CACHE = "/var/cache/apk"
+# A stage where /etc/apk/cache is a symlink to /var/cache/apk (the buildkit#1009 variant).
+SYMLINK_FACT = "apk-cache-symlink"
+
+
+def apk(command: Command) -> Invocation | None:
+    return invocation(command, ("apk",), TAKES_VALUE)
+
+
+def links_cache(command: Command) -> bool:
+    """`ln -s /var/cache/apk /etc/apk/cache`: apk then caches into /var/cache/apk."""
+    values = [w.value or "" for w in command.args]
+    return command.name == "ln" and len(values) >= 2 and same_path(values[-1], CACHE) and any(
+        v.startswith("-") and "s" in v for v in values) and same_path(values[-2], STATIC_CACHE)
+
+
+def option_value(call: Invocation, names: frozenset[str]) -> str | None:
+    words = list(call.args)
+    for i, option, inline in iter_options(words):
+        if option in names:
+            return inline if inline is not None else (words[i + 1].value if i + 1 < len(words) else None)
+    return None
+
+
+class ApkRule(Rule):
+    """
+    ## What it does
+    Finds `apk add` / `apk upgrade` / `apk update` in a RUN without a cache mount on
+    `/etc/apk/cache`, and adds one with `sharing=locked`.
+
+    ## Why is this bad?
+    Every rebuild downloads the index and every package again. apk keeps packages and
+    indexes in `/etc/apk/cache` when that folder exists (apk-cache(5); `setup_cache` in
+    apk-tools' `database.c`, v2 and v3), and a cache mount creates it. Without it, apk keeps
+    only the index, in `/var/cache/apk`.
+
+    `--no-cache` turns every cache off, so it goes. It also made apk fetch a fresh index on
+    each run; `--update-cache` keeps that (without it apk would trust a cached index for up to
+    four hours, `cache_max_age`, and could install older packages or fail on ones the mirror
+    has dropped). Only the first apk command of the RUN gets it: the ones after it see the
+    index it just fetched. A command after `apk update` or with `-U` needs nothing.
+    `apk cache clean` would empty the mount, so it goes too. `rm -rf /var/cache/apk/*` stays:
+    with the mount apk no longer writes there, so removing it would only keep whatever an
+    earlier layer left.
+
+    `sharing=locked`: two builds writing one cache at once could interleave index and
+    package writes of the same names.
+
+    The docker-library shape (`apk add --no-cache --virtual .build-deps ...`, build, then
+    `apk del --no-network .build-deps`) works unchanged: `apk del` does not touch the cache.
+
+    ## Example
+    ```dockerfile
+    RUN apk add --no-cache curl
+    ```
+
+    ## Use instead
+    ```dockerfile
+    RUN --mount=type=cache,target=/etc/apk/cache,sharing=locked apk add --update-cache curl
+    ```
+
+    ## Fix safety
+    Safe: the image gets the same packages, from the cache when they are there. BuildKit
+    removes the empty `/etc/apk/cache` it creates for the mount once the RUN ends; a builder
+    that leaves it behind (older BuildKit, buildah) leaves an empty folder that makes a later
+    `apk add` without `--no-cache` in a derived image keep its packages. Not fixed, and
+    reported: `apk --root DIR` (the cache is under that root). apk run as a non-root user
+    cannot install, so it is left alone.
+    """
+
+    code = "CF202"
+    name = "apk-cache-mount"
+    manager = "apk"
+    summary = "apk add without a locked cache mount on /etc/apk/cache"
+    triggers = ("apk",)
+
+    def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
+        if any(links_cache(c) for c in run.commands):
+            run.stage.facts.add(SYMLINK_FACT)
+        calls = [(c, a) for c in run.commands if (a := apk(c)) is not None and a.subcommand in DOWNLOADING]
+        if not calls:
+            return
+        first = calls[0][0]
+        if run.uid not in (0, None) and all(c.name != "sudo" for c, _ in calls):
+            return  # apk as a non-root user fails before it downloads anything
+        root = next((r for _, a in calls if (r := option_value(a, frozenset({"-p", "--root"})))), None)
+        if root is not None and not same_path(root, "/"):
+            yield self.finding(dockerfile, command_span(run, first),
+                               f"apk installs into --root {root}, so it caches under {root}/etc/apk/cache; "
+                               "cachefix does not mount a cache inside another root")
+            return
+        target = next((d for _, a in calls if (d := option_value(a, frozenset({"--cache-dir"})))), None)
+        if target is None:
+            target = STATIC_CACHE if SYMLINK_FACT in run.stage.facts else CACHE
+        if any(w.value == "--no-cache" and w.span is None for _, a in calls for w in a.args):
+            yield self.finding(dockerfile, command_span(run, first),
+                               "apk runs with --no-cache where cachefix cannot edit it (inside a quoted script); "
+                               f"drop --no-cache, add --update-cache and a cache mount on {target}")
+            return
+        fix, changed = self.mount_edits(run, [CacheMount(target, sharing="locked")])
+        defeats = list(self._no_cache_edits(calls, run.shell_form))
+        if not changed and not defeats:
+            return
+        fix.extend(defeats)
+        fix.extend(clean_up_edits(run.commands, _cleans_cache, [target]))
+        what = f"add `{changed[0].render()}`" if changed else f"the mount on {target} caches nothing"
+        if defeats:
+            what += "; --no-cache becomes --update-cache (a fresh index, kept in the cache)"
+        yield self.finding(dockerfile, command_span(run, first),
+                           f"apk downloads without a locked cache mount on {target}: {what}", fix)
+
+    @staticmethod
+    def _no_cache_edits(calls: list[tuple[Command, Invocation]], shell_form: bool) -> Iterator[Edit]:
+        """`--no-cache` goes; the first apk that had it fetches the index with `--update-cache` instead."""
+        fresh = False
+        for command, call in calls:
+            flags = [w for w in call.args if w.value == "--no-cache"]
+            refreshes = call.subcommand == "update" or any(w.value in UPDATE_CACHE for w in call.args)
+            if flags and not fresh and not refreshes and flags[0].span is not None:
+                raw = flags[0].raw if shell_form else '"--no-cache"'  # an exec-form word's span has its quotes
+                yield Edit(*flags[0].span, raw.replace("--no-cache", "--update-cache"))
+                flags = flags[1:]
+                refreshes = True
+            yield from remove_words(flags, previous_words(command))
+            fresh = fresh or refreshes
+
+
+def _cleans_cache(command: Command) -> bool:
+    """`apk cache clean` deletes the packages a later build would reuse."""
+    call = apk(command)
+    return call is not None and call.subcommand == "cache" and any(w.value == "clean" for w in call.args)
