@@ -312,7 +312,7 @@ def clean_up(commands: Iterable[Command], is_clean_up: Callable[[Command], bool]
             inside = [w for w, (within, _) in zip(paths, places, strict=True) if within]
             if any(holds for _, holds in places) or any(w.span is None for w in inside):
                 plan.breaker = plan.breaker or command
-            elif inside and len(inside) == len(paths):
+            if inside and len(inside) == len(paths):
                 doomed.append(command)
             elif inside:
                 plan.edits.extend(remove_words(inside, previous_words(command)))

@@ -6,12 +6,11 @@ import re
 from collections.abc import Iterable, Iterator
 
 from cachefix.model import Edit, Finding
-from cachefix.rewriter import edits
 from cachefix.rewriter.context import RunContext, command_env
 from cachefix.rewriter.dockerfile import Dockerfile
-from cachefix.rewriter.mounts import existing_mounts, is_within
+from cachefix.rewriter.mounts import is_within
 from cachefix.rewriter.shell import Command, Word, iter_options
-from cachefix.rules.base import Rule, command_span, env_prefixes, previous_words, remove_words
+from cachefix.rules.base import Rule, command_span, delete_assignment, env_prefixes, previous_words, remove_words
 
 _PIP = re.compile(r"pip(\d+(\.\d+)*)?")
 _PYTHON = re.compile(r"python(\d+(\.\d+)*)?")
@@ -131,9 +130,7 @@ class PipRule(Rule):
                                        "mount there would keep the result out of the image; install elsewhere")
                     return
         mount = placed.mount()
-        stale = [m for m in existing_mounts(run.instruction)
-                 if m.is_cache and _looks_like_pip_cache(m.target) and not is_within(target, m.target)]
-        fix, changed = self.mount_edits(run, [mount], stale)
+        fix, changed = self.mount_edits(run, [mount], self.stale_mounts(run, target, "pip"))
         if not changed:
             return
         fix.extend(self._cache_defeaters(pips))
@@ -149,18 +146,6 @@ class PipRule(Rule):
         for command, arguments in pips:
             yield from remove_words((w for w in arguments if w.value == "--no-cache-dir"), previous_words(command))
             for assignment in command.assignments:
-                if assignment.name == "PIP_NO_CACHE_DIR" and assignment.span:
-                    yield edits.delete((assignment.span[0], _next_start(command, assignment.span[1])))
+                if assignment.name == "PIP_NO_CACHE_DIR" and (edit := delete_assignment(command, assignment)):
+                    yield edit
 
-
-def _looks_like_pip_cache(target: str) -> bool:
-    """A mount someone meant for pip: `.../.cache/pip` or cachefix's own per-uid folder."""
-    name = target.rstrip("/").rsplit("/", 1)[-1]
-    return target.rstrip("/").endswith("/.cache/pip") or re.fullmatch(r"pip-\d+", name) is not None
-
-
-def _next_start(command: Command, after: int) -> int:
-    """Where the next assignment or word starts, so a deletion takes the space after it too."""
-    starts = [a.span[0] for a in command.assignments if a.span and a.span[0] >= after]
-    starts += [w.span[0] for w in command.words if w.span and w.span[0] >= after]
-    return min(starts, default=after)
