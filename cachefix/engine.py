@@ -1,7 +1,8 @@
 """Lint and fix one Dockerfile's text: run the rules over every RUN, apply their edits.
 
-The engine is where rules meet the rewriter. It knows neither package managers (rules do)
-nor files on disk (the runner does), so it is easy to test on strings.
+The engine is where rules meet the rewriter and suppression comments. It knows neither
+package managers (rules do) nor files on disk or configuration (the runner does), so it is
+easy to test on strings.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from cachefix.rewriter.edits import EditConflict, apply
 from cachefix.rewriter.syntax import directive_edit
 from cachefix.rules.base import Rule
 from cachefix.rules.syntax import SyntaxRule
+from cachefix.suppressions import Suppressions, skips_file
 
 
 class BrokenRewrite(Exception):
@@ -32,11 +34,22 @@ class Settings:
 
 @dataclass
 class Outcome:
-    """Findings on the original text, the fixed text, and what the fixed text still has."""
+    """Findings on the original text, the fixed text, and what the fixed text still has.
+
+    `ignored` and `still_ignored` are what ignore comments silenced in the original and in the
+    fixed text; `skipped` is a file with `# cachefix: skip-file`, neither parsed nor changed.
+    """
 
     findings: list[Finding]
     fixed: str
     remaining: list[Finding] = field(default_factory=list)
+    ignored: list[Finding] = field(default_factory=list)
+    still_ignored: list[Finding] = field(default_factory=list)
+    skipped: bool = False
+
+
+def _in_order(findings: Iterable[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: (f.start.line, f.start.column, f.code))
 
 
 def _rule_findings(dockerfile: Dockerfile, settings: Settings) -> list[Finding]:
@@ -44,28 +57,35 @@ def _rule_findings(dockerfile: Dockerfile, settings: Settings) -> list[Finding]:
     findings: list[Finding] = []
     for run in run_contexts(dockerfile):
         for rule in run_rules:
-            if not rule.triggers or run.mentions(rule.triggers):
-                findings.extend(rule.check(run, dockerfile))
+            findings.extend(rule.check(run, dockerfile))
     for rule in settings.rules:
         if isinstance(rule, SyntaxRule):
             findings.extend(rule.check_file(dockerfile, settings.syntax))
-    return sorted(findings, key=lambda f: (f.start.line, f.start.column, f.code))
+    return findings
+
+
+def _checked(dockerfile: Dockerfile, settings: Settings) -> tuple[list[Finding], list[Finding]]:
+    """(findings that count, CF900 for broken suppressions included; findings a comment silenced)."""
+    if skips_file(dockerfile.text):
+        return [], []
+    suppressions = Suppressions.read(dockerfile)
+    kept, silenced = suppressions.partition(_rule_findings(dockerfile, settings))
+    return _in_order([*kept, *suppressions.problems]), _in_order(silenced)
 
 
 def lint(dockerfile: Dockerfile, settings: Settings) -> list[Finding]:
-    """Every finding of the selected rules, in file order.
-
-    The `# syntax=` edit a mount fix needs is shown as part of the first mount finding, so a
-    finding's edits (in JSON and SARIF output) are a complete fix on their own.
-    """
-    return _with_directive(dockerfile, _rule_findings(dockerfile, settings), settings)
+    """Every finding of the selected rules that no suppression comment silenced, in file order."""
+    return _with_directive(dockerfile, _checked(dockerfile, settings)[0], settings)
 
 
 def _with_directive(dockerfile: Dockerfile, findings: list[Finding], settings: Settings) -> list[Finding]:
-    findings = list(findings)
+    """The `# syntax=` edit a mount fix needs is shown as part of the first mount finding, so a
+    finding's edits (in JSON and SARIF output) are a complete fix on their own.
+    """
     edit = _directive_for(dockerfile, findings, settings)
     if edit is None:
         return findings
+    findings = list(findings)
     first = next(i for i, f in enumerate(findings) if _adds_mount(f.edits))
     findings[first] = replace(findings[first], edits=(*findings[first].edits, edit))
     return findings
@@ -83,21 +103,19 @@ def _directive_for(dockerfile: Dockerfile, fixes: Iterable[Finding], settings: S
     return directive_edit(dockerfile, settings.syntax, adds_mounts=True)
 
 
-def check(text: str, settings: Settings) -> list[Finding]:
-    """Findings only (what `cachefix check` needs): no edits applied, no second pass."""
-    return lint(parse(text), settings)
-
-
 def fix(text: str, settings: Settings) -> Outcome:
     """Apply every fix that does not collide with another; re-lint to see what is left.
 
-    Raises DockerfileSyntaxError for text BuildKit would reject: such a file is never changed.
+    Suppressed findings are neither reported nor fixed. Raises DockerfileSyntaxError for text
+    BuildKit would reject: such a file is never changed.
     """
+    if skips_file(text):
+        return Outcome([], text, skipped=True)
     dockerfile = parse(text)
-    raw = _rule_findings(dockerfile, settings)
+    found, ignored = _checked(dockerfile, settings)
     accepted: list[Edit] = []
     applied: list[Finding] = []
-    for finding in raw:
+    for finding in found:
         if not finding.edits:
             continue
         try:
@@ -109,12 +127,13 @@ def fix(text: str, settings: Settings) -> Outcome:
     directive = _directive_for(dockerfile, applied, settings)
     if directive is not None:
         accepted.append(directive)
-    findings = _with_directive(dockerfile, raw, settings)
+    findings = _with_directive(dockerfile, found, settings)
     fixed = apply(text, accepted) if accepted else text
     if fixed == text:
-        return Outcome(findings, text, findings)
+        return Outcome(findings, text, findings, ignored, ignored)
     try:
-        remaining = lint(parse(fixed), settings)
+        after = parse(fixed)
     except DockerfileSyntaxError as exc:
         raise BrokenRewrite(f"the fix would make the file invalid ({exc}); left unchanged") from exc
-    return Outcome(findings, fixed, remaining)
+    remaining, still_ignored = _checked(after, settings)
+    return Outcome(findings, fixed, _with_directive(after, remaining, settings), ignored, still_ignored)

@@ -72,6 +72,7 @@ class FileResult:
     ignored: list[Finding] = field(default_factory=list)
     original: str = ""
     fixed: str | None = None
+    skipped: bool = False  # `# cachefix: skip-file`: not parsed, not changed
 
     @property
     def changed(self) -> bool:
