@@ -1,13 +1,21 @@
-"""`cachefix fix` and `cachefix check`: files in, report and exit status out."""
+"""`cachefix fix` and `cachefix check`: files in, report and exit status out.
+
+Everything a user can get wrong before a file is touched (an unknown code, a broken
+configuration file, an --output that cannot be written) is found first, so such a run changes
+nothing and ends with one line on stderr and exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import difflib
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TextIO
 
-from cachefix.engine import BrokenRewrite, Outcome, Settings, check, fix
+from cachefix.config import FAIL_ON, Config, ConfigError, Configurations
+from cachefix.engine import BrokenRewrite, Settings, fix
 from cachefix.files import UnreadableFile, find_dockerfiles, read_dockerfile, write_atomically
 from cachefix.model import FileError, FileResult, LintReport
 from cachefix.rewriter.dockerfile import DockerfileSyntaxError
@@ -16,24 +24,72 @@ from cachefix.rules.registry import UnknownRule, select_rules
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
-def _codes(text: str | None) -> list[str] | None:
-    return [c.strip() for c in text.split(",") if c.strip()] if text else None
+class UsageError(Exception):
+    """Something the user asked for that cannot be done; one line, exit status 2."""
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
-    rules = select_rules(_codes(args.select), _codes(args.ignore))
-    return Settings(rules=[rule() for rule in rules], syntax=args.syntax)
+@dataclass(frozen=True)
+class Job:
+    """One file to lint, with the configuration that applies to it and the settings from it."""
+
+    path: Path
+    config: Config
+    settings: Settings
 
 
-def process(path: Path, settings: Settings, report: LintReport, *, fixing: bool, write: bool) -> FileResult | None:
+def _codes(text: str | None) -> tuple[str, ...] | None:
+    return tuple(c.strip() for c in text.split(",") if c.strip()) if text is not None else None
+
+
+def with_flags(config: Config, args: argparse.Namespace) -> Config:
+    """The configuration with the command line's flags over it."""
+    changes: dict[str, object] = {}
+    if args.select is not None:
+        changes["select"] = _codes(args.select) or None
+    if args.ignore is not None:
+        changes["ignore"] = _codes(args.ignore)
+    if args.syntax is not None:
+        changes["syntax"] = args.syntax
+    if args.fail_on is not None:
+        if args.fail_on not in FAIL_ON:
+            raise UsageError(f"--fail-on must be one of {', '.join(FAIL_ON)}, not {args.fail_on!r}")
+        changes["fail_on"] = args.fail_on
+    return replace(config, **changes) if changes else config
+
+
+def settings_for(config: Config, ignored: tuple[str, ...] = ()) -> Settings:
+    rules = select_rules(list(config.select) if config.select else None, [*config.ignore, *ignored])
+    return Settings(rules=[rule(config.options_for(rule.manager)) for rule in rules], syntax=config.syntax)
+
+
+def plan(args: argparse.Namespace) -> list[Job]:
+    """Every file to lint with its settings; raises UsageError before any file is read."""
+    try:
+        configurations = Configurations(Path(args.config) if args.config else None)
+        effective: dict[Config, Config] = {}
+        settings: dict[tuple[Config, tuple[str, ...]], Settings] = {}
+        jobs = []
+        for path in find_dockerfiles(args.paths, args.exclude):
+            found = configurations.for_file(path)
+            config = effective.setdefault(found, with_flags(found, args))
+            if config.excludes(path):
+                continue
+            key = (config, config.ignored_codes(path))
+            if key not in settings:
+                settings[key] = settings_for(*key)
+            jobs.append(Job(path, config, settings[key]))
+        return jobs
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    except UnknownRule as exc:
+        raise UsageError(f"unknown rule code {exc.args[0]!r} (see `cachefix rules`)") from None
+
+
+def process(path: Path, settings: Settings, report: LintReport, *, write: bool) -> FileResult | None:
     """Lint (and fix) one file; problems become FileErrors and the file is left as it was."""
     try:
         text = read_dockerfile(path)
-        if fixing:
-            outcome = fix(text, settings)
-        else:
-            found = check(text, settings)
-            outcome = Outcome(found, text, found)
+        outcome = fix(text, settings)
     except UnreadableFile as exc:
         report.errors.append(FileError(path, str(exc)))
         return None
@@ -44,7 +100,8 @@ def process(path: Path, settings: Settings, report: LintReport, *, fixing: bool,
         report.errors.append(FileError(path, str(exc)))
         return None
     result = FileResult(path, findings=outcome.findings, remaining=outcome.remaining,
-                        original=text, fixed=outcome.fixed)
+                        ignored=outcome.still_ignored if report.fixing else outcome.ignored,
+                        original=text, fixed=outcome.fixed, skipped=outcome.skipped)
     if write and result.changed:
         try:
             write_atomically(path, outcome.fixed)
@@ -52,6 +109,7 @@ def process(path: Path, settings: Settings, report: LintReport, *, fixing: bool,
             report.errors.append(FileError(path, f"cannot write: {exc.strerror or exc}"))
             result.fixed = text
             result.remaining = outcome.findings
+            result.ignored = outcome.ignored
     report.files.append(result)
     return result
 
@@ -62,25 +120,60 @@ def unified_diff(result: FileResult) -> str:
         fromfile=f"a/{result.path}", tofile=f"b/{result.path}"))
 
 
+def _open_output(name: str | None) -> TextIO | None:
+    if name is None:
+        return None
+    try:
+        return open(name, "w", encoding="utf-8")  # closed in run_lint
+    except OSError as exc:
+        raise UsageError(f"cannot write the report to {name}: {exc.strerror or exc}") from None
+
+
 def run_lint(args: argparse.Namespace) -> int:
     fixing = args.command == "fix"
     diff_only = fixing and getattr(args, "diff", False)
     try:
-        settings = settings_from(args)
-    except UnknownRule as exc:
-        print(f"cachefix: error: unknown rule code {exc.args[0]!r} (see `cachefix rules`)", file=sys.stderr)
+        jobs = plan(args)
+        output = _open_output(args.output)
+    except UsageError as exc:
+        print(f"cachefix: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    report = LintReport(fixing=fixing and not diff_only)
-    for path in find_dockerfiles(args.paths, args.exclude):
-        result = process(path, settings, report, fixing=fixing, write=fixing and not diff_only)
-        if diff_only and result is not None and result.changed:
-            sys.stdout.write(unified_diff(result))
-    if diff_only:
-        report.fixing = True  # report what the diff would leave
-    from cachefix.report import render
+    from cachefix.report.progress import with_progress
 
-    render(report, args.format, color=not args.no_color, diff_mode=diff_only)
+    # In --diff mode the report describes the fixed text, as if the diff had been applied.
+    report = LintReport(fixing=fixing)
+    failing = False
+    for job in with_progress(jobs, "Fixing" if fixing else "Checking", enabled=not args.quiet):
+        result = process(job.path, job.settings, report, write=fixing and not diff_only)
+        if result is None:
+            continue
+        if diff_only and result.changed:
+            sys.stdout.write(unified_diff(result))
+        left = result.remaining if fixing else result.findings
+        failing = failing or (diff_only and result.changed) or any(job.config.fails(f.severity) for f in left)
+    try:
+        _render(report, args, output, diff_only=diff_only)
+    finally:
+        if output is not None:
+            output.close()
     if report.errors:
         return EXIT_ERROR
-    would_change = diff_only and any(r.changed for r in report.files)
-    return EXIT_FINDINGS if report.findings or would_change else EXIT_CLEAN
+    return EXIT_FINDINGS if failing else EXIT_CLEAN
+
+
+def _render(report: LintReport, args: argparse.Namespace, output: TextIO | None, *, diff_only: bool) -> None:
+    """The report to --output, or stdout (stderr with --diff, so stdout stays a clean patch).
+
+    --statistics with a machine-readable format prints the table on stderr, for the CI log.
+    """
+    from cachefix.report import ReportOptions, render
+
+    stream = output or (sys.stderr if diff_only else sys.stdout)
+    options = ReportOptions(color=not args.no_color, show_ignored=args.show_ignored,
+                            statistics=args.statistics, quiet=args.quiet)
+    render(report, args.format, options, stream)
+    if args.statistics and args.format != "text":
+        from cachefix.report.items import items
+        from cachefix.report.statistics import statistics_lines
+
+        sys.stderr.write("".join(line + "\n" for line in statistics_lines(items(report))))

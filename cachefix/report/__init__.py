@@ -1,24 +1,33 @@
-"""Reporters: one module per output format, imported only when that format is asked for."""
+"""Reporters: one module per output format, imported only when that format is asked for.
+
+Each format module has `write(report, options, stream)`. A pre-commit hook prints text to a
+pipe, so neither rich nor any other format's module is imported on that path.
+"""
 
 from __future__ import annotations
 
-import sys
+import importlib
+from dataclasses import dataclass
 from typing import TextIO
 
 from cachefix.model import LintReport
 
-FORMATS = ("text", "json")
+FORMATS = {
+    "text": "cachefix.report.text",
+    "json": "cachefix.report.json_report",
+    "sarif": "cachefix.report.sarif",
+    "github": "cachefix.report.github",
+    "gitlab": "cachefix.report.gitlab",
+}
 
 
-def render(report: LintReport, fmt: str, *, color: bool = True, diff_mode: bool = False,
-           stream: TextIO | None = None) -> None:
-    """Print the report; in --diff mode text goes to stderr so stdout stays a clean patch."""
-    out = stream or (sys.stderr if diff_mode and fmt == "text" else sys.stdout)
-    if fmt == "json":
-        from cachefix.report.json_report import render_json
+@dataclass(frozen=True)
+class ReportOptions:
+    color: bool = True  # text only, and only on a terminal
+    show_ignored: bool = False  # also list what suppression comments silenced
+    statistics: bool = False  # text: a table of counts per code instead of every finding
+    quiet: bool = False  # text: only the findings, one a line, no summary
 
-        out.write(render_json(report) + "\n")
-    else:
-        from cachefix.report.text import render_text
 
-        render_text(report, out, color=color)
+def render(report: LintReport, fmt: str, options: ReportOptions, stream: TextIO) -> None:
+    importlib.import_module(FORMATS[fmt]).write(report, options, stream)

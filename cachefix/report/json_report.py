@@ -1,21 +1,28 @@
-"""`--format json`: one object, stable for scripts (see the command-line contract in the README)."""
+"""`--format json`: one object, stable for scripts (see the command-line contract in the README).
+
+`{"version": 1, "files": N, "fixed": N, "findings": [...], "errors": [...]}`; with
+--show-ignored also `"ignored": [...]` (same shape as findings) and `"skipped": [paths]`.
+"""
 
 from __future__ import annotations
 
 import json
+from typing import TextIO
 
-from cachefix.model import FileResult, Finding, LintReport
-from cachefix.report.positions import LineIndex
+from cachefix.model import LintReport
+from cachefix.report import ReportOptions
+from cachefix.report.items import Item, items
 
 
-def _position(index: LineIndex, offset: int) -> dict[str, int]:
-    line, column = index.position(offset)
+def _position(item: Item, offset: int) -> dict[str, int]:
+    line, column = item.index.position(offset)
     return {"line": line, "column": column}
 
 
-def finding_dict(result: FileResult, finding: Finding, index: LineIndex | None) -> dict:
-    item = {
-        "file": str(result.path),
+def finding_dict(item: Item) -> dict:
+    finding = item.finding
+    entry = {
+        "file": str(item.result.path),
         "line": finding.start.line,
         "column": finding.start.column,
         "end_line": finding.end.line,
@@ -26,23 +33,28 @@ def finding_dict(result: FileResult, finding: Finding, index: LineIndex | None) 
         "message": finding.message,
         "fixable": finding.fixable,
     }
-    if finding.edits and index is not None:
-        item["fix"] = {"edits": [
-            {"start": _position(index, e.start), "end": _position(index, e.end),
-             "replacement": e.replacement}
+    if finding.edits:
+        entry["fix"] = {"edits": [
+            {"start": _position(item, e.start), "end": _position(item, e.end), "replacement": e.replacement}
             for e in finding.edits
         ]}
-    return item
+    return entry
 
 
-def render_json(report: LintReport) -> str:
-    findings = []
-    for result in report.files:
-        chosen = result.remaining if report.fixing else result.findings
-        # Edits of remaining findings refer to the fixed text, of original findings to the original.
-        index = LineIndex(result.fixed if report.fixing and result.fixed is not None else result.original)
-        findings.extend(finding_dict(result, f, index) for f in chosen)
-    errors = [{"file": str(e.path), "line": e.line, "message": e.message} for e in report.errors]
-    return json.dumps({"version": 1, "files": len(report.files) + len(report.errors),
-                       "fixed": sum(1 for r in report.files if r.changed) if report.fixing else 0,
-                       "findings": findings, "errors": errors}, indent=2)
+def render_json(report: LintReport, options: ReportOptions) -> str:
+    listed = list(items(report, show_ignored=options.show_ignored))
+    document = {
+        "version": 1,
+        "files": len(report.files) + len(report.errors),
+        "fixed": sum(1 for r in report.files if r.changed) if report.fixing else 0,
+        "findings": [finding_dict(i) for i in listed if not i.ignored],
+        "errors": [{"file": str(e.path), "line": e.line, "message": e.message} for e in report.errors],
+    }
+    if options.show_ignored:
+        document["ignored"] = [finding_dict(i) for i in listed if i.ignored]
+        document["skipped"] = [str(r.path) for r in report.files if r.skipped]
+    return json.dumps(document, indent=2)
+
+
+def write(report: LintReport, options: ReportOptions, stream: TextIO) -> None:
+    stream.write(render_json(report, options) + "\n")

@@ -10,6 +10,9 @@ import os
 from typing import TextIO
 
 from cachefix.model import FileResult, Finding, LintReport
+from cachefix.report import ReportOptions
+from cachefix.report.items import items
+from cachefix.report.statistics import statistics_lines
 
 STYLES = {"path": "bold", "code": "bold red", "fixed": "green", "error": "bold red", "position": "cyan",
           "dim": "dim", "summary": "bold"}
@@ -30,7 +33,7 @@ def _finding_line(finding: Finding, status: str | None) -> Line:
     return line
 
 
-def _file_lines(result: FileResult, fixing: bool) -> list[Line]:
+def _file_lines(result: FileResult, fixing: bool, show_ignored: bool) -> list[Line]:
     remaining = {(f.code, f.message) for f in result.remaining}
     lines: list[Line] = []
     for finding in result.findings:
@@ -42,26 +45,49 @@ def _file_lines(result: FileResult, fixing: bool) -> list[Line]:
     if fixing:  # anything the fix itself could not settle but the re-lint found
         seen = {(f.code, f.message) for f in result.findings}
         lines.extend(_finding_line(f, "not fixed") for f in result.remaining if (f.code, f.message) not in seen)
+    if show_ignored:
+        lines.extend(_finding_line(f, "ignored") for f in result.ignored)
     return lines
 
 
-def report_lines(report: LintReport) -> list[Line]:
+def report_lines(report: LintReport, options: ReportOptions) -> list[Line]:
+    """The whole report: per file its findings (or a table with --statistics), errors, a summary."""
+    if options.quiet:
+        return [*_quiet_lines(report, options), *_error_lines(report)]
     out: list[Line] = []
-    for result in report.files:
-        body = _file_lines(result, report.fixing)
-        if body:
-            out.append([(str(result.path), "path")])
-            out.extend(body)
-    for error in report.errors:
-        where = f"{error.path}:{error.line}" if error.line else str(error.path)
-        out.append([(where, "path"), (": ", None), ("error", "error"), (f": {error.message}", None)])
-    out.append(_summary(report))
-    return out
+    if options.statistics:
+        out.extend([(line, None)] for line in statistics_lines(items(report)))
+    else:
+        for result in report.files:
+            body = _file_lines(result, report.fixing, options.show_ignored)
+            if body:
+                out.append([(str(result.path), "path")])
+                out.extend(body)
+            elif result.skipped and options.show_ignored:
+                out.append([(str(result.path), "path"), ("  skipped (# cachefix: skip-file)", "dim")])
+    return [*out, *_error_lines(report), _summary(report)]
+
+
+def _quiet_lines(report: LintReport, options: ReportOptions) -> list[Line]:
+    """`path:line:col: CODE message`, one finding a line, as editors and grep read them."""
+    if options.statistics:
+        return [[(line, None)] for line in statistics_lines(items(report))]
+    return [[(f"{item.result.path}:{item.finding.start.line}:{item.finding.start.column}:", "path"), (" ", None),
+             (item.finding.code, "code"), (" [ignored]" if item.ignored else "", "dim"),
+             (f" {item.finding.message}", None)]
+            for item in items(report, show_ignored=options.show_ignored)]
+
+
+def _error_lines(report: LintReport) -> list[Line]:
+    return [[(f"{error.path}:{error.line}" if error.line else str(error.path), "path"), (": ", None),
+             ("error", "error"), (f": {error.message}", None)] for error in report.errors]
 
 
 def _summary(report: LintReport) -> Line:
     files = len(report.files) + len(report.errors)
     errors = f"; {_plural(len(report.errors), 'error')}" if report.errors else ""
+    ignored = sum(len(r.ignored) for r in report.files)
+    errors += f"; {ignored} silenced by `# cachefix: ignore`" if ignored else ""
     if report.fixing:
         fixed_files = sum(1 for r in report.files if r.changed)
         fixed = sum(len(r.findings) - len(r.remaining) for r in report.files if r.changed)
@@ -84,9 +110,9 @@ def use_color(stream: TextIO, color: bool) -> bool:
     return color and "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
 
 
-def render_text(report: LintReport, stream: TextIO, *, color: bool = True) -> None:
-    lines = report_lines(report)
-    if not use_color(stream, color):
+def write(report: LintReport, options: ReportOptions, stream: TextIO) -> None:
+    lines = report_lines(report, options)
+    if not use_color(stream, options.color):
         stream.write("".join("".join(text for text, _ in line) + "\n" for line in lines))
         return
     from rich.console import Console
