@@ -19,10 +19,12 @@ CACHE_PLUMBING = [
     re.compile(r"^rm -f /etc/apt/apt\.conf\.d/docker-clean$"),
     re.compile(r"^echo .*Keep-Downloaded-Packages.*$"),
     re.compile(r"^apk (-\S+ )*cache clean$"),
+    re.compile(r"^(dnf|dnf5|yum|microdnf|tdnf) (-\S+ )*clean \S+$"),
 ]
 CACHE_WORDS = re.compile(r"^(--no-cache-dir|PIP_NO_CACHE_DIR=\S*|PIP_CACHE_DIR=\S*"
-                         r"|--no-cache|--update-cache)$")  # apk: --no-cache becomes --update-cache
-APT_CACHE_PATH = re.compile(r"^(/var/lib/apt/lists|/var/cache/apt)(/\S*)?$")
+                         r"|--no-cache|--update-cache"  # apk: --no-cache becomes --update-cache
+                         r"|--setopt=keepcache=\S*)$")
+CACHE_PATH = re.compile(r"^(/var/lib/apt/lists|/var/cache/(apt|dnf|libdnf5|yum|tdnf))(/\S*)?$")
 OPERATORS = {";", "&&", "||", "|", "&", "(", ")", ";;"}
 INSTRUCTIONS = {"ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
                 "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"}
@@ -48,9 +50,9 @@ def _simple_commands(text: str) -> list[str]:
         if token in OPERATORS or token == "\n" or "\n" in token:
             words = [w for w in current if not CACHE_WORDS.match(w)]
             if words and words[0] == "rm":
-                words = [w for w in words if not APT_CACHE_PATH.match(w)]
+                words = [w for w in words if not CACHE_PATH.match(w)]
                 if all(w.startswith("-") for w in words[1:]):
-                    words = []  # only apt's caches were removed: the whole command was plumbing
+                    words = []  # only caches were removed: the whole command was plumbing
             kept = " ".join(w.replace(" --no-cache-dir", "") for w in words)
             if kept and not any(p.match(kept) for p in CACHE_PLUMBING):
                 out.append(kept)

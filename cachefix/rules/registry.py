@@ -14,11 +14,12 @@ from functools import lru_cache
 from cachefix.rules.apk import ApkRule
 from cachefix.rules.apt import AptRule
 from cachefix.rules.base import Rule
+from cachefix.rules.dnf import DnfRule
 from cachefix.rules.huggingface import HuggingFaceRule
 from cachefix.rules.pip import PipRule
 from cachefix.rules.syntax import SyntaxRule
 
-BUILTIN: tuple[type[Rule], ...] = (SyntaxRule, PipRule, AptRule, ApkRule, HuggingFaceRule)
+BUILTIN: tuple[type[Rule], ...] = (SyntaxRule, PipRule, AptRule, ApkRule, DnfRule, HuggingFaceRule)
 
 
 class UnknownRule(KeyError):

@@ -1,0 +1,193 @@
+"""CF203 dnf: `dnf`/`yum`/`microdnf`/`tdnf install` without a locked cache mount and keepcache."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+from cachefix.model import Edit, Finding
+from cachefix.rewriter import edits
+from cachefix.rewriter.context import RunContext
+from cachefix.rewriter.dockerfile import Dockerfile
+from cachefix.rewriter.mounts import CacheMount
+from cachefix.rewriter.shell import Command, Word, iter_options
+from cachefix.rules.base import Invocation, Rule, clean_up, command_span, invocation
+
+PROGRAMS = frozenset({"dnf", "dnf-3", "dnf4", "dnf5", "yum", "microdnf", "tdnf"})
+DOWNLOADING = frozenset({"install", "in", "reinstall", "update", "upgrade", "up", "update-minimal", "upgrade-minimal",
+                         "groupinstall", "groupupdate", "group", "module", "localinstall", "distro-sync",
+                         "distrosync", "downgrade", "builddep", "makecache", "swap"})
+TAKES_VALUE = frozenset({"-c", "--config", "--installroot", "--releasever", "--setopt", "--enablerepo",
+                         "--disablerepo", "--repo", "--repoid", "-x", "--exclude", "-d", "--debuglevel", "-e",
+                         "--errorlevel", "--rpmverbosity", "--forcearch", "--repofrompath", "--use-host-config"})
+DNF4, DNF5, YUM, TDNF = "/var/cache/dnf", "/var/cache/libdnf5", "/var/cache/yum", "/var/cache/tdnf"
+# `1` is the one spelling every one of them takes: microdnf accepts only 0 or 1.
+KEEPCACHE = "--setopt=keepcache=1"
+KEEPCACHE_FACT = "dnf-keepcache"  # an earlier RUN set keepcache=1 in the configuration
+FALSE = frozenset({"0", "false", "no", "off"})
+
+# What `dnf` and `yum` are in well-known base images. microdnf and tdnf cache in one place.
+_YUM3_IMAGES = re.compile(r"(^|/)(centos:(centos)?7|amazonlinux:2($|[.-])|oraclelinux:7|ubi7|rhel7|sl:7)")
+_DNF4_IMAGES = re.compile(r"(^|/)(centos:(centos)?8|centos:stream\d+|rockylinux(/rockylinux)?:\d|almalinux:\d"
+                          r"|oraclelinux:(8|9|10)|ubi(8|9|10)(/|$|:)|rhel(8|9|10)|amazonlinux:2023|fedora:(3\d|40)\b)")
+_DNF5_IMAGES = re.compile(r"(^|/)fedora(:(4[1-9]|[5-9]\d|latest|rawhide))?$")
+
+
+def image_family(image: str) -> str | None:
+    """`yum3`, `dnf4` or `dnf5` for a base image whose package manager is known, else None."""
+    name = image.split("@")[0].lower().removeprefix("docker.io/").removeprefix("library/")
+    for family, pattern in (("yum3", _YUM3_IMAGES), ("dnf4", _DNF4_IMAGES), ("dnf5", _DNF5_IMAGES)):
+        if pattern.search(name):
+            return family
+    return None
+
+
+def cache_dirs(program: str, family: str | None) -> tuple[str, ...]:
+    """Where this program caches. `dnf` and `yum` depend on the image; unknown: every candidate."""
+    if program == "microdnf":
+        return (YUM,)
+    if program == "tdnf":
+        return (TDNF,)
+    if program == "dnf5":
+        return (DNF5,)
+    if program in ("dnf-3", "dnf4"):
+        return (DNF4,)
+    by_family = {"dnf4": (DNF4,), "dnf5": (DNF5,), "yum3": (YUM,) if program == "yum" else (DNF4, DNF5)}
+    if family in by_family:
+        return by_family[family]
+    return (YUM, DNF4, DNF5) if program == "yum" else (DNF4, DNF5)
+
+
+def setopt(call: Invocation, name: str) -> tuple[Word, str] | None:
+    """The `--setopt=name=value` word of a call and its value."""
+    words = list(call.args)
+    for i, option, inline in iter_options(words):
+        if option == "--setopt":
+            value = inline if inline is not None else (words[i + 1].value if i + 1 < len(words) else None)
+            key, _, setting = (value or "").partition("=")
+            if key == name:
+                return (words[i] if inline is not None else words[i + 1]), setting
+    return None
+
+
+def sets_keepcache(command: Command) -> bool:
+    """`echo keepcache=1 >> /etc/dnf/dnf.conf` or `dnf config-manager --save --setopt=keepcache=True`."""
+    values = [w.value or "" for w in command.args]
+    if not any(re.fullmatch(r"(--setopt=)?keepcache\s*=\s*(1|true|yes|on)", v.strip(), re.I) for v in values):
+        return False
+    return command.name in ("echo", "printf") or (invocation(command, PROGRAMS) is not None and "--save" in values)
+
+
+class DnfRule(Rule):
+    """
+    ## What it does
+    Finds `dnf`, `yum`, `microdnf` and `tdnf` installs in a RUN without a locked cache mount on
+    their cache folder, adds the mount and `--setopt=keepcache=1`.
+
+    ## Why is this bad?
+    Every rebuild downloads the repository metadata and every package again. Two things are
+    needed for the cache to work, and the fix does both:
+    - the mount, where the tool caches: `/var/cache/dnf` (dnf 4), `/var/cache/libdnf5`
+      (dnf 5, Fedora 41 and newer), `/var/cache/yum` (yum 3 and microdnf), `/var/cache/tdnf`.
+      `yum` is yum 3 on CentOS 7 and Amazon Linux 2 but dnf on EL 8 and newer, and `dnf` is
+      dnf 5 from Fedora 41: both are read from the base image. When the image does not tell
+      (a private or an `ARG` image), every folder the command may use is mounted: an unused
+      cache mount costs nothing, while a guess that misses caches nothing.
+    - `keepcache`: dnf, yum and microdnf delete each package after a successful transaction
+      (keepcache defaults to false; `/etc/yum.conf` ships `keepcache=0`), so only metadata
+      would be cached. `1` is the spelling microdnf accepts (it takes only 0 or 1).
+    `sharing=locked`: dnf's lock files live in the cache and only guard one container; two
+    builds writing one cache at once can corrupt it.
+
+    `dnf clean all` and `rm -rf /var/cache/dnf` would empty the mount and are not needed any
+    more (the mount never enters the image); they are removed from the RUN that gains the
+    mount, and only there.
+
+    ## Example
+    ```dockerfile
+    RUN dnf install -y gcc && dnf clean all
+    ```
+
+    ## Use instead
+    ```dockerfile
+    RUN --mount=type=cache,target=/var/cache/dnf,sharing=locked dnf --setopt=keepcache=1 install -y gcc
+    ```
+
+    ## Fix safety
+    Safe with current tools: microdnf accepts `--setopt=keepcache=` since 3.6 (2021,
+    microdnf#98) and tdnf since tdnf#461. dnf re-reads repository metadata older than
+    `metadata_expire` (48 hours by default, less for Fedora's updates repository), as it
+    does on any host; within that time a build uses the cached metadata. Not fixed, and
+    reported: `--installroot` (the cache is under that root), and an `rm` of a folder that
+    holds the cache (it would fail on the mount point).
+    """
+
+    code = "CF203"
+    name = "dnf-cache-mount"
+    manager = "dnf"
+    summary = "dnf/yum/microdnf install without a locked cache mount and keepcache"
+    triggers = ("dnf", "yum", "keepcache")
+
+    def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
+        if any(sets_keepcache(c) for c in run.commands):
+            run.stage.facts.add(KEEPCACHE_FACT)
+        calls = [(c, a) for c in run.commands if (a := invocation(c, PROGRAMS, TAKES_VALUE)) is not None
+                 and a.subcommand in DOWNLOADING and not any(w.value in ("-C", "--cacheonly") for w in a.args)]
+        if not calls:
+            return
+        first = calls[0][0]
+        if run.uid not in (0, None) and all(c.name != "sudo" for c, _ in calls):
+            return  # installing needs root; a user's dnf 5 cache would be ~/.cache/libdnf5
+        if any(w.value and w.value.startswith("--installroot") for _, a in calls for w in a.args):
+            yield self.finding(dockerfile, command_span(run, first),
+                               "dnf installs into --installroot, so it caches under that root; cachefix does not "
+                               "mount a cache inside another root")
+            return
+        family = image_family(run.stage.base_image)
+        targets: list[str] = []
+        for _, call in calls:
+            chosen = setopt(call, "cachedir")
+            for target in (chosen[1],) if chosen and chosen[1].startswith("/") else cache_dirs(call.program, family):
+                if target not in targets:
+                    targets.append(target)
+        plan = clean_up(run.commands, _cleans_cache, targets, run.home, run.env)
+        if plan.breaker is not None:
+            yield self.finding(dockerfile, command_span(run, plan.breaker),
+                               f"this command would fail or empty the cache once {', '.join(targets)} is a cache "
+                               "mount; drop it (the mount keeps the cache out of the image) and run cachefix again")
+            return
+        fix, changed = self.mount_edits(run, [CacheMount(t, sharing="locked") for t in targets])
+        keep = [] if KEEPCACHE_FACT in run.stage.facts else list(self._keepcache_edits(calls, run.shell_form))
+        if not changed and not keep:
+            return
+        fix.extend(keep)
+        fix.extend(plan.edits)
+        what = " and ".join(m.target for m in changed) if changed else "its cache"
+        yield self.finding(dockerfile, command_span(run, first),
+                           f"{calls[0][1].program} downloads without a locked cache mount on {what}"
+                           + (" and keepcache=1 (it deletes packages after installing)" if keep else ""), fix)
+
+    @staticmethod
+    def _keepcache_edits(calls: list[tuple[Command, Invocation]], shell_form: bool) -> Iterator[Edit]:
+        """`--setopt=keepcache=1` right after the program, or an explicit keepcache=0 turned to 1."""
+        for command, call in calls:
+            if call.subcommand == "makecache":
+                continue
+            found = setopt(call, "keepcache")
+            if found is not None:
+                word, value = found
+                if value.strip().lower() in FALSE and word.span is not None:
+                    raw = word.raw if shell_form else f'"{word.value}"'
+                    quote = raw[-1] if raw[-1] in "'\"" else ""
+                    yield Edit(*word.span, raw[: raw.rindex("=") + 1] + "1" + quote)
+                continue
+            program = next(w for w in command.words if w.value and w.value.rsplit("/", 1)[-1] == call.program)
+            if program.span is not None:
+                yield edits.insert(program.span[1], f" {KEEPCACHE}" if shell_form else f', "{KEEPCACHE}"')
+
+
+def _cleans_cache(command: Command) -> bool:
+    """`dnf clean all` (or packages, metadata, ...) empties the cache the mount keeps."""
+    call = invocation(command, PROGRAMS, TAKES_VALUE)
+    return call is not None and call.subcommand == "clean"
+
