@@ -2,7 +2,7 @@
 
 Serves a generated file on 127.0.0.1 (a separate process using sendfile, so the server is
 not the bottleneck) and times, best of --runs:
-  cold:  `curl -o` then `sha256sum` (what the shell library does), `cachefix fetch --sha256`
+  cold:  `curl -o` alone, `curl -o` then `sha256sum` (what the shell library does), `cachefix fetch --sha256`
          (into the cache; and with `-o FILE`, which adds a copy), `pooch.retrieve`
   hit:   `cachefix fetch --sha256` (CLI, a new process each time), `cached_download` (API, in
          process), the shell library's hit (`sha256sum` + `cp`), `pooch.retrieve`
@@ -127,6 +127,8 @@ def measure(work: Path, url: str, digest: str, runs: int, hit_runs: int) -> list
         sh("sha256sum", str(out))
 
     rows = [
+        ("cold", "curl -o alone (no digest, for reference)", best(runs, lambda: sh("curl", "-fsS", "-o", str(out), url),
+                                                                   empty_cache)),
         ("cold", "curl -o, then sha256sum", best(runs, curl_then_sha256sum, empty_cache)),
         ("cold", "cachefix fetch --sha256 (into the cache)", best(runs, lambda: sh(*cli, env=env), empty_cache)),
         ("cold", "cachefix fetch --sha256 -o FILE", best(runs, lambda: sh(*cli, "-o", str(out), env=env),

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("cachefix.downloads")
 
 Outcome = Literal["hit", "revalidated", "fetched"]
+_WRITING: set[str] = set()  # partials this process is writing right now (any thread)
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,7 @@ class Fetcher:
         part = adopted or Partial(*self.store.new_temp(_temp_prefix(source)))
         owner = _owner()
         published = keep = False
+        _WRITING.add(str(part.path))
         try:
             while True:
                 transfer = download(
@@ -239,6 +241,7 @@ class Fetcher:
             raise
         finally:
             os.close(part.fd)
+            _WRITING.discard(str(part.path))
             if not keep:
                 if not published:
                     Path(part.path).unlink(missing_ok=True)
@@ -255,7 +258,7 @@ class Fetcher:
 
         index = self.store.index
         for path, validator, owner in index.partials(url):
-            if not _abandoned(owner):
+            if not _abandoned(path, owner):
                 continue
             mine = self.store.tmp_dir / f"{_temp_prefix(url)}{os.urandom(8).hex()}.part"
             index.drop_partial(path)
@@ -293,10 +296,13 @@ def _owner() -> str:
     return f"{os.uname().nodename}/{_boot_id()}/{os.getpid()}"
 
 
-def _abandoned(owner: str) -> bool:
+def _abandoned(path: str, owner: str) -> bool:
+    """Was this partial left by a dead process (or by this one, no longer writing it)?"""
     host_boot, _, pid = owner.rpartition("/")
     if host_boot != _owner().rpartition("/")[0] or not pid.isdigit():
         return False
+    if int(pid) == os.getpid():
+        return path not in _WRITING
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:

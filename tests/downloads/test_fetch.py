@@ -222,3 +222,12 @@ def test_bad_inputs_are_rejected_before_any_request(server: FaultServer, cache_d
 def test_uppercase_and_prefixed_digests_are_accepted(server: FaultServer, cache_dir: Path) -> None:
     url = server.add("/f", DATA)
     assert cached_download(url, sha256="sha256:" + sha(DATA).upper()).read_bytes() == DATA
+
+
+def test_failed_download_resumes_on_the_next_call(server: FaultServer, cache_dir: Path) -> None:
+    url = server.add("/f", DATA, "drop:100000")
+    with pytest.raises(TransferFailed, match="after 1 attempt"):
+        cached_download(url, retries=1)
+    assert cached_download(url, sha256=sha(DATA)).read_bytes() == DATA
+    assert server.headers_of("/f")[1]["Range"] == "bytes=100000-"
+    assert server.sent["/f"] == len(DATA)
