@@ -35,19 +35,20 @@ def _finding_line(finding: Finding, status: str | None) -> Line:
 
 def _file_lines(result: FileResult, fixing: bool, show_ignored: bool) -> list[Line]:
     remaining = {(f.code, f.message) for f in result.remaining}
-    lines: list[Line] = []
+    listed: list[tuple[Finding, str | None]] = []
     for finding in result.findings:
         if fixing:
             status = "fixed" if (finding.code, finding.message) not in remaining else "not fixed"
         else:
             status = "fixable" if finding.fixable else None
-        lines.append(_finding_line(finding, status))
+        listed.append((finding, status))
     if fixing:  # anything the fix itself could not settle but the re-lint found
         seen = {(f.code, f.message) for f in result.findings}
-        lines.extend(_finding_line(f, "not fixed") for f in result.remaining if (f.code, f.message) not in seen)
+        listed.extend((f, "not fixed") for f in result.remaining if (f.code, f.message) not in seen)
     if show_ignored:
-        lines.extend(_finding_line(f, "ignored") for f in result.ignored)
-    return lines
+        listed.extend((f, "ignored") for f in result.ignored)
+    listed.sort(key=lambda pair: (pair[0].start.line, pair[0].start.column))
+    return [_finding_line(finding, status) for finding, status in listed]
 
 
 def report_lines(report: LintReport, options: ReportOptions) -> list[Line]:
