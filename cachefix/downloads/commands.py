@@ -150,7 +150,7 @@ def _fetch(args: argparse.Namespace) -> int:
     from cachefix.downloads.extract import Limits
     from cachefix.downloads.fetch import Fetcher, Request
     from cachefix.downloads.progress import Display
-    from cachefix.downloads.units import format_size, parse_duration, parse_size
+    from cachefix.downloads.units import parse_duration, parse_size
 
     if (args.url is None) == (args.manifest is None):
         raise InvalidInput("give either a URL or --manifest FILE")
@@ -177,9 +177,7 @@ def _fetch(args: argparse.Namespace) -> int:
         result = deliver(fetcher, request, dest=args.output, extract_to=args.extract, link=args.link,
                          limits=limits)
     if args.verbose:
-        mark = "⬇" if result.outcome == "fetched" else "✓"
-        where = args.output or args.extract or result.path
-        print(f"{mark} {result.outcome}: {args.url} ({format_size(result.size)}) → {where}", file=sys.stderr)
+        print(result.status_line(args.url, args.output or args.extract), file=sys.stderr)
     if args.output is None:
         print(result.path)
     return 0

@@ -29,6 +29,7 @@ from cachefix.downloads.errors import DigestMismatch, InvalidInput, OfflineMiss,
 from cachefix.downloads.index import url_key
 from cachefix.downloads.progress import Display, Meter
 from cachefix.downloads.store import Store, hash_file, is_digest
+from cachefix.downloads.units import format_size
 
 if TYPE_CHECKING:
     import httpx
@@ -76,6 +77,11 @@ class Result:
     digest: str
     size: int
     outcome: Outcome
+
+    def status_line(self, url: str, where: object = None) -> str:
+        """`⬇ fetched: URL (1.2 MiB) → WHERE`, the line `-v` prints."""
+        mark = "⬇" if self.outcome == "fetched" else "✓"
+        return f"{mark} {self.outcome}: {url} ({format_size(self.size)}) → {where or self.path}"
 
 
 @dataclass

@@ -69,8 +69,7 @@ def fetch_all(fetcher: Fetcher, lines: list[Line], *, jobs: int, quiet: bool, ve
                 continue
             counts["fetched" if result.outcome == "fetched" else "hit"] += 1
             if verbose:
-                print(f"{'⬇' if result.outcome == 'fetched' else '✓'} {result.outcome}: {line.request.url}",
-                      file=sys.stderr)
+                print(result.status_line(line.request.url, line.dest), file=sys.stderr)
     if not quiet:
         print(f"{len(lines)} files: {counts['hit']} hit, {counts['fetched']} fetched, {counts['failed']} failed",
               file=sys.stderr)

@@ -13,6 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
+from cachefix.downloads.errors import DownloadError
 from cachefix.downloads.store import create_unique
 
 FICLONE = 0x40049409  # _IOW(0x94, 9, int): btrfs, XFS (reflink=1), bcachefs, ZFS 2.2+
@@ -23,7 +24,14 @@ def place(blob: Path, dest: Path, *, link: bool = False) -> None:
     """Make `dest` a copy of `blob` (or a hardlink with `link`), replacing it atomically."""
     dest = Path(dest)
     if dest.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "is a directory; give a file name", str(dest))
+        raise DownloadError(f"cannot write {dest}: it is a directory; give a file name")
+    try:
+        _place(blob, dest, link)
+    except OSError as exc:
+        raise DownloadError(f"cannot write {dest}: {exc.strerror or exc}") from None
+
+
+def _place(blob: Path, dest: Path, link: bool) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     if link:
         temp = dest.parent / f".{dest.name}.{os.urandom(8).hex()}.cachefix"
