@@ -20,11 +20,14 @@ CACHE_PLUMBING = [
     re.compile(r"^echo .*Keep-Downloaded-Packages.*$"),
     re.compile(r"^apk (-\S+ )*cache clean$"),
     re.compile(r"^(dnf|dnf5|yum|microdnf|tdnf) (-\S+ )*clean \S+$"),
+    re.compile(r"^(npm (-\S+ )*cache (clean|clear|rm)|yarn (-\S+ )*cache clean|pnpm (-\S+ )*store prune)( \S+)*$"),
 ]
 CACHE_WORDS = re.compile(r"^(--no-cache-dir|PIP_NO_CACHE_DIR=\S*|PIP_CACHE_DIR=\S*"
                          r"|--no-cache|--update-cache"  # apk: --no-cache becomes --update-cache
-                         r"|--setopt=keepcache=\S*)$")
-CACHE_PATH = re.compile(r"^(/var/lib/apt/lists|/var/cache/(apt|dnf|libdnf5|yum|tdnf))(/\S*)?$")
+                         r"|--setopt=keepcache=\S*"
+                         r"|npm_config_cache=\S*|YARN_CACHE_FOLDER=\S*|YARN_GLOBAL_FOLDER=\S*|npm_config_store_dir=\S*)$")
+CACHE_PATH = re.compile(r"^(/var/lib/apt/lists|/var/cache/(apt|dnf|libdnf5|yum|tdnf|npm|yarn|pnpm)"
+                        r"|\S*/\.npm|\S*/\.cache/yarn|\S*/pnpm/store)(/\S*)?$")
 OPERATORS = {";", "&&", "||", "|", "&", "(", ")", ";;"}
 INSTRUCTIONS = {"ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
                 "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"}
@@ -39,8 +42,9 @@ def parse(text: str):
     return commands
 
 
-def _simple_commands(text: str) -> list[str]:
-    """The simple commands, split at shell operators outside quotes, cache plumbing dropped."""
+def _simple_commands(text: str, mounted: tuple[str, ...] = ()) -> list[str]:
+    """The simple commands, split at shell operators outside quotes, cache plumbing dropped
+    (an `rm` of what the fixed RUN mounts as a cache is plumbing too)."""
     lexer = shlex.shlex(text.replace("\\\n", " "), posix=True, punctuation_chars=";&|()")
     lexer.whitespace = " \t\r"  # newlines separate commands
     lexer.whitespace_split = True
@@ -50,7 +54,8 @@ def _simple_commands(text: str) -> list[str]:
         if token in OPERATORS or token == "\n" or "\n" in token:
             words = [w for w in current if not CACHE_WORDS.match(w)]
             if words and words[0] == "rm":
-                words = [w for w in words if not CACHE_PATH.match(w)]
+                words = [w for w in words if not CACHE_PATH.match(w)
+                         and not any(w.rstrip("*").rstrip("/") in (m, m + "/") for m in mounted)]
                 if all(w.startswith("-") for w in words[1:]):
                     words = []  # only caches were removed: the whole command was plumbing
             kept = " ".join(w.replace(" --no-cache-dir", "") for w in words)
@@ -85,7 +90,8 @@ def non_cache_changes(before: str, after: str) -> list[str]:
             continue
         if [f for f in old.flags if "type=cache" not in f] != [f for f in new.flags if "type=cache" not in f]:
             problems.append(f"{where}: flags other than cache mounts changed")
-        if _simple_commands(_run_text(old)) != _simple_commands(_run_text(new)):
-            problems.append(f"{where}: commands changed: {_simple_commands(_run_text(old))} -> "
-                            f"{_simple_commands(_run_text(new))}")
+        mounted = tuple(re.sub(r".*\btarget=([^,]*).*", r"\1", f).rstrip("/") for f in new.flags if "type=cache" in f)
+        if _simple_commands(_run_text(old), mounted) != _simple_commands(_run_text(new), mounted):
+            problems.append(f"{where}: commands changed: {_simple_commands(_run_text(old), mounted)} -> "
+                            f"{_simple_commands(_run_text(new), mounted)}")
     return problems

@@ -8,8 +8,17 @@ from cachefix.model import Edit, Finding
 from cachefix.rewriter.context import RunContext
 from cachefix.rewriter.dockerfile import Dockerfile
 from cachefix.rewriter.mounts import CacheMount, same_path
-from cachefix.rewriter.shell import Command, iter_options
-from cachefix.rules.base import Invocation, Rule, clean_up_edits, command_span, invocation, previous_words, remove_words
+from cachefix.rewriter.shell import Command
+from cachefix.rules.base import (
+    Invocation,
+    Rule,
+    clean_up,
+    command_span,
+    invocation,
+    option_value,
+    previous_words,
+    remove_words,
+)
 
 DOWNLOADING = frozenset({"add", "upgrade", "update", "fix", "fetch"})
 # Options (global or of `add`) that take a value, so the subcommand is found after them.
@@ -32,14 +41,6 @@ def links_cache(command: Command) -> bool:
     values = [w.value or "" for w in command.args]
     return command.name == "ln" and len(values) >= 2 and same_path(values[-1], CACHE) and any(
         v.startswith("-") and "s" in v for v in values) and same_path(values[-2], STATIC_CACHE)
-
-
-def option_value(call: Invocation, names: frozenset[str]) -> str | None:
-    words = list(call.args)
-    for i, option, inline in iter_options(words):
-        if option in names:
-            return inline if inline is not None else (words[i + 1].value if i + 1 < len(words) else None)
-    return None
 
 
 class ApkRule(Rule):
@@ -103,13 +104,13 @@ class ApkRule(Rule):
         first = calls[0][0]
         if run.uid not in (0, None) and all(c.name != "sudo" for c, _ in calls):
             return  # apk as a non-root user fails before it downloads anything
-        root = next((r for _, a in calls if (r := option_value(a, frozenset({"-p", "--root"})))), None)
+        root = next((r for _, a in calls if (r := option_value(a.args, ("-p", "--root")))), None)
         if root is not None and not same_path(root, "/"):
             yield self.finding(dockerfile, command_span(run, first),
                                f"apk installs into --root {root}, so it caches under {root}/etc/apk/cache; "
                                "cachefix does not mount a cache inside another root")
             return
-        target = next((d for _, a in calls if (d := option_value(a, frozenset({"--cache-dir"})))), None)
+        target = next((d for _, a in calls if (d := option_value(a.args, ("--cache-dir",)))), None)
         if target is None:
             target = STATIC_CACHE if SYMLINK_FACT in run.stage.facts else CACHE
         if any(w.value == "--no-cache" and w.span is None for _, a in calls for w in a.args):
@@ -117,12 +118,16 @@ class ApkRule(Rule):
                                "apk runs with --no-cache where cachefix cannot edit it (inside a quoted script); "
                                f"drop --no-cache, add --update-cache and a cache mount on {target}")
             return
+        plan = clean_up(run.commands, _cleans_cache, [target], run.home, run.env)
+        if plan.breaker is not None:
+            yield self.finding(dockerfile, command_span(run, plan.breaker), plan.problem(target))
+            return
         fix, changed = self.mount_edits(run, [CacheMount(target, sharing="locked")])
         defeats = list(self._no_cache_edits(calls, run.shell_form))
         if not changed and not defeats:
             return
         fix.extend(defeats)
-        fix.extend(clean_up_edits(run.commands, _cleans_cache, [target]))
+        fix.extend(plan.edits)
         what = f"add `{changed[0].render()}`" if changed else f"the mount on {target} caches nothing"
         if defeats:
             what += "; --no-cache becomes --update-cache (a fresh index, kept in the cache)"

@@ -20,7 +20,7 @@ from cachefix.rewriter import edits
 from cachefix.rewriter.context import RunContext, expand
 from cachefix.rewriter.dockerfile import Dockerfile
 from cachefix.rewriter.mounts import CacheMount, ExistingMount, existing_mounts, is_within, same_path
-from cachefix.rewriter.shell import Assignment, Command, Word, removal_spans
+from cachefix.rewriter.shell import Assignment, Command, Word, iter_options, removal_spans
 
 Span = tuple[int, int]
 
@@ -132,14 +132,15 @@ class Rule:
                                 f"form so {env_var} can point at a cache mount outside the home folder")
         return UserCache(NON_ROOT_CACHE.format(name=self.manager, uid=run.uid), run.uid, run.gid, env_var)
 
-    def stale_mounts(self, run: RunContext, target: str, cache_name: str) -> list[ExistingMount]:
+    def stale_mounts(self, run: RunContext, target: str, cache_name: str,
+                     in_home: str | None = None) -> list[ExistingMount]:
         """Cache mounts on the RUN meant for this manager's per-user cache that do not hold
-        `target`: `.../.cache/<cache_name>` (root's, for another user) or cachefix's own
-        `/var/cache/<manager>-<uid>` for another uid. They get replaced, not kept beside."""
+        `target`: `.../.cache/<cache_name>` (or `.../<in_home>`: root's, for another user) or
+        cachefix's own `/var/cache/<manager>-<uid>` for another uid. They get replaced, not kept beside."""
         own = re.compile(re.escape(self.manager) + r"-\d+")
         return [m for m in existing_mounts(run.instruction)
                 if m.is_cache and not is_within(target, m.target)
-                and (m.target.rstrip("/").endswith(f"/.cache/{cache_name}")
+                and (m.target.rstrip("/").endswith("/" + (in_home or f".cache/{cache_name}"))
                      or own.fullmatch(m.target.rstrip("/").rsplit("/", 1)[-1]) is not None)]
 
     def _with_options(self, mount: CacheMount) -> CacheMount:
@@ -242,6 +243,15 @@ def delete_assignment(command: Command, assignment: Assignment) -> Edit | None:
     return edits.delete((assignment.span[0], min(starts, default=after)))
 
 
+def option_value(words: Sequence[Word], names: Collection[str]) -> str | None:
+    """The value of the first of `names` among `words` (`--opt value` or `--opt=value`)."""
+    words = list(words)
+    for i, option, inline in iter_options(words):
+        if option in names:
+            return inline if inline is not None else (words[i + 1].value if i + 1 < len(words) else None)
+    return None
+
+
 # Values that turn a boolean setting on, as uv (clap's "boolish" values) and conda read them.
 TRUTHY = frozenset({"1", "true", "t", "yes", "y", "on"})
 
@@ -282,6 +292,17 @@ class CleanUp:
 
     edits: list[Edit]
     breaker: Command | None = None
+    why: str = ""
+
+    def block(self, command: Command, why: str) -> None:
+        if self.breaker is None:
+            self.breaker, self.why = command, why
+
+    def problem(self, cache: str) -> str:
+        """The finding's message for a RUN that cannot gain a mount on `cache` as it is."""
+        text = " ".join(w.raw for w in self.breaker.words) if self.breaker else ""
+        return (f"a cache mount on {cache} is needed, but `{text}` in this RUN {self.why}: "
+                "remove or narrow it, then run cachefix again")
 
 
 def clean_up(commands: Iterable[Command], is_clean_up: Callable[[Command], bool], cache_dirs: Sequence[str],
@@ -310,17 +331,22 @@ def clean_up(commands: Iterable[Command], is_clean_up: Callable[[Command], bool]
             paths = [w for w in command.args if not (w.value or "?").startswith("-")]
             places = [place(w) for w in paths]
             inside = [w for w, (within, _) in zip(paths, places, strict=True) if within]
-            if any(holds for _, holds in places) or any(w.span is None for w in inside):
-                plan.breaker = plan.breaker or command
+            if any(holds for _, holds in places):
+                plan.block(command, "removes a folder that holds the cache, and fails on the mount point "
+                                    "(Device or resource busy)")
+            elif any(w.span is None for w in inside):
+                plan.block(command, "empties the cache where cachefix cannot edit it (inside a quoted script)")
             if inside and len(inside) == len(paths):
                 doomed.append(command)
             elif inside:
                 plan.edits.extend(remove_words(inside, previous_words(command)))
         elif deletions_corrupt and _find_deletes(command) and any(any(place(w)) for w in _find_starts(command)):
-            plan.breaker = plan.breaker or command
+            plan.block(command, "deletes files inside the cache, and a later build would install the packages "
+                                "from there incomplete (add -xdev, or prune the cache folder)")
     spans = removal_spans(doomed) if doomed else []
     if spans is None:
-        plan.breaker = plan.breaker or next((c for c in doomed if not c.removable or c.span is None), doomed[0])
+        plan.block(next((c for c in doomed if not c.removable or c.span is None), doomed[0]),
+                   "empties the cache, and cannot be removed on its own (it is joined by `||`, piped or quoted)")
     plan.edits.extend(edits.delete(span) for span in spans or ())
     return plan
 

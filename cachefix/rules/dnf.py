@@ -152,9 +152,7 @@ class DnfRule(Rule):
                     targets.append(target)
         plan = clean_up(run.commands, _cleans_cache, targets, run.home, run.env)
         if plan.breaker is not None:
-            yield self.finding(dockerfile, command_span(run, plan.breaker),
-                               f"this command would fail or empty the cache once {', '.join(targets)} is a cache "
-                               "mount; drop it (the mount keeps the cache out of the image) and run cachefix again")
+            yield self.finding(dockerfile, command_span(run, plan.breaker), plan.problem(" and ".join(targets)))
             return
         fix, changed = self.mount_edits(run, [CacheMount(t, sharing="locked") for t in targets])
         keep = [] if KEEPCACHE_FACT in run.stage.facts else list(self._keepcache_edits(calls, run.shell_form))

@@ -16,10 +16,14 @@ from cachefix.rules.apt import AptRule
 from cachefix.rules.base import Rule
 from cachefix.rules.dnf import DnfRule
 from cachefix.rules.huggingface import HuggingFaceRule
+from cachefix.rules.npm import NpmRule
 from cachefix.rules.pip import PipRule
+from cachefix.rules.pnpm import PnpmRule
 from cachefix.rules.syntax import SyntaxRule
+from cachefix.rules.yarn import YarnRule
 
-BUILTIN: tuple[type[Rule], ...] = (SyntaxRule, PipRule, AptRule, ApkRule, DnfRule, HuggingFaceRule)
+BUILTIN: tuple[type[Rule], ...] = (SyntaxRule, PipRule, AptRule, ApkRule, DnfRule, NpmRule, YarnRule, PnpmRule,
+                                   HuggingFaceRule)
 
 
 class UnknownRule(KeyError):
