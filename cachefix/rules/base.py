@@ -143,6 +143,44 @@ class Rule:
                 and (m.target.rstrip("/").endswith("/" + (in_home or f".cache/{cache_name}"))
                      or own.fullmatch(m.target.rstrip("/").rsplit("/", 1)[-1]) is not None)]
 
+    def user_cache_fix(self, run: RunContext, dockerfile: Dockerfile, commands: Sequence[Command],
+                       placed: UserCache | Finding | None, is_clean_up: Callable[[Command], bool], *,
+                       sharing: str | None = None, stale_in_home: str | None = None,
+                       replacing: ExistingMount | None = None, label: str = "", problem: str = "") -> Iterator[Finding]:
+        """The finding for a per-user cache that `user_cache` placed, used by `commands`: the
+        mount (over `replacing`, a mount that defeats it, when given; over a stale mount on
+        `~/<stale_in_home>` or another uid's folder), the clean-ups that would empty it dropped,
+        and the moved cache's variable set on each command."""
+        first = commands[0]
+        if isinstance(placed, Finding):
+            yield placed
+            return
+        if placed is None:
+            return
+        plan = clean_up(run.commands, is_clean_up, [placed.target], run.home, run.env)
+        if plan.breaker is not None:
+            yield self.finding(dockerfile, command_span(run, plan.breaker), plan.problem(placed.target))
+            return
+        mount = placed.mount(sharing)
+        if replacing is not None:  # keep the user's options, move the target
+            options = {k: (placed.target if k in ("target", "dst", "destination") else v)
+                       for k, v in replacing.options.items()}
+            options.update({k: str(v) for k, v in (("uid", placed.uid), ("gid", placed.gid)) if v is not None})
+            fix = [edits.replace_flag(replacing.flag, "--mount=" + ",".join(
+                k if v == "true" else f"{k}={v}" for k, v in options.items()))]
+            changed = [mount]
+        else:
+            stale = [] if stale_in_home is None else self.stale_mounts(run, placed.target, "", stale_in_home)
+            fix, changed = self.mount_edits(run, [mount], stale)
+        if not changed:
+            return
+        fix.extend(plan.edits)
+        fix.extend(env_prefixes(commands, placed))
+        yield self.finding(dockerfile, command_span(run, first),
+                           f"{problem}{label or self.manager} downloads without a cache mount on {placed.target}: "
+                           f"add `{changed[0].render()}`"
+                           + (f" and {placed.env_var}={placed.target}" if placed.env_var else ""), fix)
+
     def _with_options(self, mount: CacheMount) -> CacheMount:
         prefix = self.options.id_prefix
         if prefix and mount.id is None:

@@ -8,7 +8,7 @@ from cachefix.model import Finding
 from cachefix.rewriter.context import RunContext, command_env
 from cachefix.rewriter.dockerfile import Dockerfile
 from cachefix.rewriter.shell import Command
-from cachefix.rules.base import Invocation, Rule, clean_up, command_span, env_prefixes, invocation, option_value
+from cachefix.rules.base import Invocation, Rule, invocation, option_value
 
 DOWNLOADING = frozenset({"install", "i", "in", "ins", "inst", "add", "isntall", "ci", "clean-install", "ic",
                          "install-clean", "isntall-clean", "it", "install-test", "cit", "clean-install-test",
@@ -88,21 +88,5 @@ class NpmRule(Rule):
         default = None if run.home is None else run.home.rstrip("/") + "/.npm"
         placed = self.user_cache(run, dockerfile, first, cache_dir(call, command_env(run, first), run.home),
                                  default, ENV_VAR)
-        if isinstance(placed, Finding):
-            yield placed
-            return
-        if placed is None:
-            return
-        plan = clean_up(run.commands, _cleans_cache, [placed.target], run.home, run.env)
-        if plan.breaker is not None:
-            yield self.finding(dockerfile, command_span(run, plan.breaker), plan.problem(placed.target))
-            return
-        stale = self.stale_mounts(run, placed.target, "npm", in_home=".npm")
-        fix, changed = self.mount_edits(run, [placed.mount()], stale)
-        if not changed:
-            return
-        fix.extend(plan.edits)
-        fix.extend(env_prefixes((c for c, _ in calls), placed))
-        yield self.finding(dockerfile, command_span(run, first),
-                           f"npm downloads without a cache mount on {placed.target}: add `{changed[0].render()}`"
-                           + (f" and {ENV_VAR}={placed.target}" if placed.env_var else ""), fix)
+        yield from self.user_cache_fix(run, dockerfile, [c for c, _ in calls], placed, _cleans_cache,
+                                       stale_in_home=".npm")

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from cachefix.model import Finding
-from cachefix.rewriter import edits
 from cachefix.rewriter.context import RunContext, command_env
 from cachefix.rewriter.dockerfile import Dockerfile
 from cachefix.rewriter.mounts import existing_mounts, is_within
 from cachefix.rewriter.shell import Command
-from cachefix.rules.base import Invocation, Rule, clean_up, command_span, env_prefixes, invocation, option_value
+from cachefix.rules.base import Invocation, Rule, invocation, option_value
 
 DOWNLOADING = frozenset({"install", "i", "add", "fetch", "update", "up", "upgrade", "install-test", "it", "dlx"})
 TAKES_VALUE = frozenset({"--filter", "-F", "--dir", "-C", "--store-dir", "--reporter", "--loglevel",
@@ -109,32 +108,9 @@ class PnpmRule(Rule):
         if target is not None and run.home is not None and is_within(target, run.home):
             default = target  # under the home: a non-root user's store moves out of it
         placed = self.user_cache(run, dockerfile, first, target, default, ENV_VAR)
-        if isinstance(placed, Finding):
-            yield placed
-            return
-        if placed is None:
-            return
-        plan = clean_up(run.commands, _cleans_cache, [placed.target], run.home, run.env)
-        if plan.breaker is not None:
-            yield self.finding(dockerfile, command_span(run, plan.breaker), plan.problem(placed.target))
-            return
         home = pnpm_home(env, run.home)
         trap = next((m for m in existing_mounts(run.instruction) if m.is_cache and home is not None
                      and is_within(home, m.target)), None)
-        fix, changed = self.mount_edits(run, [placed.mount()]) if trap is None else ([], [])
-        if trap is not None:  # keep the user's options, move the target to the store
-            options = {k: (placed.target if k in ("target", "dst", "destination") else v)
-                       for k, v in trap.options.items()}
-            options.update({k: str(v) for k, v in (("uid", placed.uid), ("gid", placed.gid)) if v is not None})
-            text = "--mount=" + ",".join(k if v == "true" else f"{k}={v}" for k, v in options.items())
-            fix, changed = [edits.replace_flag(trap.flag, text)], [placed.mount()]
-        if not changed:
-            return
-        fix.extend(plan.edits)
-        fix.extend(env_prefixes((c for c, _ in calls), placed))
-        problem = (f"the cache mount is on the pnpm home {home}, so pnpm puts its store in /.pnpm-store, in the image; "
-                   if trap is not None else "")
-        yield self.finding(dockerfile, command_span(run, first),
-                           f"{problem}pnpm downloads without a cache mount on its store {placed.target}: "
-                           f"add `{changed[0].render()}`"
-                           + (f" and {ENV_VAR}={placed.target}" if placed.env_var else ""), fix)
+        problem = f"the cache mount is on the pnpm home {home}, so pnpm puts its store in /.pnpm-store, in the image; "
+        yield from self.user_cache_fix(run, dockerfile, [c for c, _ in calls], placed, _cleans_cache, replacing=trap,
+                                       label="pnpm", problem=problem if trap is not None else "")

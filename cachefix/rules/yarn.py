@@ -12,9 +12,7 @@ from cachefix.rules.base import (
     Invocation,
     Rule,
     UserCache,
-    clean_up,
     command_span,
-    env_prefixes,
     invocation,
     option_value,
     truthy,
@@ -185,25 +183,8 @@ class YarnRule(Rule):
             default = None if run.home is None else run.home.rstrip("/") + "/.cache/yarn"
             placed = self.user_cache(run, dockerfile, first, v1_cache(call, env, run.is_root, run.home), default,
                                      "YARN_CACHE_FOLDER")
-        if isinstance(placed, Finding):
-            yield placed
-            return
-        if placed is None:
-            return
-        plan = clean_up(run.commands, _cleans_cache, [placed.target], run.home, run.env)
-        if plan.breaker is not None:
-            yield self.finding(dockerfile, command_span(run, plan.breaker), plan.problem(placed.target))
-            return
-        mount = placed.mount(sharing=None if berry else "locked")
-        fix, changed = self.mount_edits(run, [mount])
-        if not changed:
-            return
-        fix.extend(plan.edits)
-        fix.extend(env_prefixes((c for c, _ in calls), placed))
-        yield self.finding(dockerfile, command_span(run, first),
-                           f"yarn {'berry ' if berry else ''}downloads without a cache mount on {placed.target}: "
-                           f"add `{changed[0].render()}`"
-                           + (f" and {placed.env_var}={placed.target}" if placed.env_var else ""), fix)
+        yield from self.user_cache_fix(run, dockerfile, [c for c, _ in calls], placed, _cleans_cache,
+                                       sharing=None if berry else "locked", label="yarn berry" if berry else "yarn")
 
     def _berry_cache(self, run: RunContext, dockerfile: Dockerfile, first: Command,
                      env: Mapping[str, str]) -> UserCache | Finding | None:
