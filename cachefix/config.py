@@ -23,6 +23,7 @@ from typing import Any
 from cachefix.model import Severity
 from cachefix.rules.base import Options
 from cachefix.rules.registry import UnknownRule, all_rules, select_rules
+from cachefix.suppressions import InvalidSuppression
 
 NAMES = (".cachefix.toml", "pyproject.toml")  # looked for in this order in each folder
 RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
@@ -35,6 +36,13 @@ _KEYS = frozenset({"select", "ignore", "exclude", "per-file-ignores", "syntax", 
 
 class ConfigError(Exception):
     """A configuration file that cannot be used: one line naming the file (and the key)."""
+
+
+def unknown_code(code: str) -> str:
+    """Why `code` cannot be selected or ignored, for an error message."""
+    if code.upper() == InvalidSuppression.code:
+        return f"`{code}` (broken suppression comments) cannot be selected or ignored: fix the comment"
+    return f"unknown rule code `{code}` (see `cachefix rules`)"
 
 
 @dataclass(frozen=True)
@@ -181,7 +189,7 @@ class _Table:
             try:
                 select_rules([code], None)
             except UnknownRule:
-                raise self.fail(key, f"names an unknown rule code `{code}` (see `cachefix rules`)") from None
+                raise ConfigError(f"{self.path}: `{key}` in {self.where}: {unknown_code(code)}") from None
         return codes
 
     def choice(self, key: str, choices: tuple[str, ...]) -> str | None:

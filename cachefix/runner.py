@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
-from cachefix.config import FAIL_ON, Config, ConfigError, Configurations
+from cachefix.config import FAIL_ON, Config, ConfigError, Configurations, unknown_code
 from cachefix.engine import BrokenRewrite, Settings, fix
 from cachefix.files import UnreadableFile, find_dockerfiles, read_dockerfile, write_atomically
 from cachefix.model import FileError, FileResult, LintReport
@@ -82,7 +82,7 @@ def plan(args: argparse.Namespace) -> list[Job]:
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     except UnknownRule as exc:
-        raise UsageError(f"unknown rule code {exc.args[0]!r} (see `cachefix rules`)") from None
+        raise UsageError(unknown_code(exc.args[0])) from None
 
 
 def process(path: Path, settings: Settings, report: LintReport, *, write: bool) -> FileResult | None:

@@ -109,11 +109,12 @@ def test_syntax_and_per_manager_mount_options_shape_the_fix(tmp_path, capsys) ->
     ('selct = ["CF101"]\n', "unknown key `selct` in the top level (did you mean `select`?)"),
     ('[pip]\nsharing = "locked"\nid = "x"\n', "unknown key `id` in the [pip] table"),
     ('select = "CF101"\n', "`select` in the top level must be a list of strings"),
-    ('ignore = ["CF999"]\n', "`ignore` in the top level names an unknown rule code `CF999`"),
+    ('ignore = ["CF999"]\n', "`ignore` in the top level: unknown rule code `CF999`"),
+    ('ignore = ["CF900"]\n', "`CF900` (broken suppression comments) cannot be selected or ignored"),
     ('fail-on = "sometimes"\n', "`fail-on` in the top level must be one of info, warning, error, never"),
     ('[pip]\nsharing = "exclusive"\n', "`sharing` in the [pip] table of the top level must be one of shared"),
     ('id-prefix = "a,b"\n', "`id-prefix` in the top level must be a string"),
-    ('[per-file-ignores]\n"x/" = ["nope"]\n', "names an unknown rule code `nope`"),
+    ('[per-file-ignores]\n"x/" = ["nope"]\n', "per-file-ignores: unknown rule code `nope`"),
     ("select = [\n", "not valid TOML"),
 ])
 def test_a_bad_configuration_is_one_line_naming_file_and_key(tmp_path, capsys, config: str, message: str) -> None:
@@ -143,3 +144,12 @@ def test_no_toml_parser_is_imported_when_no_configuration_mentions_cachefix(tmp_
              "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True).stdout
     assert out.splitlines()[-1] == "1 []"
+
+
+def test_the_configuration_example_in_the_docs_is_valid(tmp_path, capsys) -> None:
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "integrations.md").read_text()
+    example = docs.split("```toml\n", 1)[1].split("```", 1)[0]
+    write(tmp_path / "pyproject.toml", example)
+    write(tmp_path / "Dockerfile", APT_AND_PIP)
+    status, out, err = check(capsys, "Dockerfile")
+    assert (status, err) == (1, "") and sorted(codes(out)) == ["CF101", "CF201"]
