@@ -109,6 +109,8 @@ def buildkit() -> dict[str, Any]:
             listing = _run([docker, "system", "df", "-v"])
             rows = _buildx_rows(listing, kind="exec.cachemount")
         except (OSError, subprocess.SubprocessError):
+            if isinstance(exc, OSError):
+                return {"name": "buildkit", "skipped": f"cannot run {docker}: {exc.strerror}"}
             reason = (getattr(exc, "stderr", "") or str(exc)).strip().splitlines() or ["docker failed"]
             return {"name": "buildkit", "skipped": reason[-1]}
     return {"name": "buildkit", "paths": [f"{docker} buildx du --filter type=exec.cachemount"],
