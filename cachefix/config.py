@@ -15,6 +15,7 @@ import difflib
 import os
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -83,7 +84,7 @@ class Config:
         return None if relative.startswith("..") else Path(relative).as_posix()
 
     @cached_property
-    def _exclude_spec(self):  # -> pathspec.GitIgnoreSpec | None
+    def _exclude_spec(self) -> Any:  # pathspec.GitIgnoreSpec | None, pathspec being imported only if needed
         return _spec(self.exclude) if self.exclude else None
 
     @cached_property
@@ -91,7 +92,7 @@ class Config:
         return [(_spec([pattern]), codes) for pattern, codes in self.per_file_ignores]
 
 
-def _spec(patterns):
+def _spec(patterns: Iterable[str]) -> Any:
     import pathspec
 
     return pathspec.GitIgnoreSpec.from_lines(patterns)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from cachefix.model import Finding, Position
+from cachefix.rewriter.context import RunContext
 from cachefix.rewriter.dockerfile import Dockerfile
 from cachefix.rules.base import Rule
 from cachefix.rules.registry import UnknownRule, select_rules
@@ -59,8 +60,8 @@ class InvalidSuppression(Rule):
     manager = "cachefix"
     summary = "a `# cachefix:` comment that cannot work"
 
-    def check(self, run, dockerfile):  # findings come from `Suppressions.read`, not from RUNs
-        return ()
+    def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
+        return ()  # findings come from `Suppressions.read`, not from RUNs
 
 
 @dataclass(frozen=True)

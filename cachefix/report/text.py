@@ -52,31 +52,34 @@ def _file_lines(result: FileResult, fixing: bool, show_ignored: bool) -> list[Li
 
 
 def report_lines(report: LintReport, options: ReportOptions) -> list[Line]:
-    """The whole report: per file its findings (or a table with --statistics), errors, a summary."""
-    if options.quiet:
-        return [*_quiet_lines(report, options), *_error_lines(report)]
-    out: list[Line] = []
+    """The findings (or with --statistics a table of counts), the errors, and a summary unless --quiet."""
     if options.statistics:
-        out.extend([(line, None)] for line in statistics_lines(items(report)))
+        body = [[(line, None)] for line in statistics_lines(items(report))]
+    elif options.quiet:
+        body = _quiet_lines(report, options.show_ignored)
     else:
-        for result in report.files:
-            body = _file_lines(result, report.fixing, options.show_ignored)
-            if body:
-                out.append([(str(result.path), "path")])
-                out.extend(body)
-            elif result.skipped and options.show_ignored:
-                out.append([(str(result.path), "path"), ("  skipped (# cachefix: skip-file)", "dim")])
-    return [*out, *_error_lines(report), _summary(report)]
+        body = _listing(report, options.show_ignored)
+    return [*body, *_error_lines(report), *([] if options.quiet else [_summary(report)])]
 
 
-def _quiet_lines(report: LintReport, options: ReportOptions) -> list[Line]:
+def _listing(report: LintReport, show_ignored: bool) -> list[Line]:
+    out: list[Line] = []
+    for result in report.files:
+        body = _file_lines(result, report.fixing, show_ignored)
+        if body:
+            out.append([(str(result.path), "path")])
+            out.extend(body)
+        elif result.skipped and show_ignored:
+            out.append([(str(result.path), "path"), ("  skipped (# cachefix: skip-file)", "dim")])
+    return out
+
+
+def _quiet_lines(report: LintReport, show_ignored: bool) -> list[Line]:
     """`path:line:col: CODE message`, one finding a line, as editors and grep read them."""
-    if options.statistics:
-        return [[(line, None)] for line in statistics_lines(items(report))]
     return [[(f"{item.result.path}:{item.finding.start.line}:{item.finding.start.column}:", "path"), (" ", None),
              (item.finding.code, "code"), (" [ignored]" if item.ignored else "", "dim"),
              (f" {item.finding.message}", None)]
-            for item in items(report, show_ignored=options.show_ignored)]
+            for item in items(report, show_ignored=show_ignored)]
 
 
 def _error_lines(report: LintReport) -> list[Line]:
@@ -86,24 +89,24 @@ def _error_lines(report: LintReport) -> list[Line]:
 
 def _summary(report: LintReport) -> Line:
     files = len(report.files) + len(report.errors)
-    errors = f"; {_plural(len(report.errors), 'error')}" if report.errors else ""
     ignored = sum(len(r.ignored) for r in report.files)
-    errors += f"; {ignored} silenced by `# cachefix: ignore`" if ignored else ""
+    notes = f"; {_plural(len(report.errors), 'error')}" if report.errors else ""
+    notes += f"; {ignored} silenced by `# cachefix: ignore`" if ignored else ""
     if report.fixing:
         fixed_files = sum(1 for r in report.files if r.changed)
         fixed = sum(len(r.findings) - len(r.remaining) for r in report.files if r.changed)
         left = len(report.findings)
         text = (f"Fixed {_plural(fixed, 'finding')} in {_plural(fixed_files, 'file')} "
-                f"of {files} checked; {left} left{errors}.")
+                f"of {files} checked; {left} left{notes}.")
     else:
         found = report.findings
         fixable = sum(1 for f in found if f.fixable)
         with_findings = sum(1 for r in report.files if r.findings)
         if found:
             text = (f"Found {_plural(len(found), 'finding')} ({fixable} fixable with `cachefix fix`) in "
-                    f"{_plural(with_findings, 'file')} of {files} checked{errors}.")
+                    f"{_plural(with_findings, 'file')} of {files} checked{notes}.")
         else:
-            text = f"No uncached installs in {_plural(files, 'file')}{errors}."
+            text = f"No uncached installs in {_plural(files, 'file')}{notes}."
     return [(text, "summary")]
 
 
