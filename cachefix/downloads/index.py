@@ -219,9 +219,6 @@ class Index:
     def drop_partial(self, path: Path | str) -> None:
         self.db.execute("DELETE FROM partials WHERE path = ?", (str(path),))
 
-    def all_partials(self) -> Iterator[str]:
-        yield from (row[0] for row in self.db.execute("SELECT path FROM partials").fetchall())
-
 
 @contextmanager
 def _transaction(conn: sqlite3.Connection) -> Iterator[None]:

@@ -39,17 +39,11 @@ def is_digest(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
-def hash_fd(fd: int, limit: int | None = None) -> hashlib._Hash:
-    """SHA-256 of an open file from its current offset (up to `limit` bytes), in 1 MiB reads."""
+def hash_fd(fd: int) -> hashlib._Hash:
+    """SHA-256 of an open file from its current offset to the end, in 1 MiB reads."""
     hasher = hashlib.sha256()
-    remaining = limit
-    while remaining is None or remaining > 0:
-        chunk = os.read(fd, HASH_CHUNK if remaining is None else min(HASH_CHUNK, remaining))
-        if not chunk:
-            break
+    while chunk := os.read(fd, HASH_CHUNK):
         hasher.update(chunk)
-        if remaining is not None:
-            remaining -= len(chunk)
     return hasher
 
 

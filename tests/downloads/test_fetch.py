@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -231,3 +233,17 @@ def test_failed_download_resumes_on_the_next_call(server: FaultServer, cache_dir
     assert cached_download(url, sha256=sha(DATA)).read_bytes() == DATA
     assert server.headers_of("/f")[1]["Range"] == "bytes=100000-"
     assert server.sent["/f"] == len(DATA)
+
+
+def test_unreadable_index_is_moved_aside_and_blobs_still_serve(server: FaultServer, cache_dir: Path) -> None:
+    url = server.add("/f", DATA)
+    cached_download(url, sha256=sha(DATA))
+    for name in ("index.sqlite-wal", "index.sqlite-shm"):
+        (cache_dir / name).unlink(missing_ok=True)
+    (cache_dir / "index.sqlite").write_bytes(b"this is not a database" * 100)
+    code = "import sys; from cachefix import cached_download; print(cached_download(sys.argv[1], sha256=sys.argv[2]))"
+    done = subprocess.run([sys.executable, "-c", code, url, sha(DATA)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).read_bytes() == DATA
+    assert list(cache_dir.glob("index.sqlite.corrupt-*"))
+    assert server.bodies["/f"] == 1  # the blob was re-hashed and served, not downloaded again
