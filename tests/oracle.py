@@ -2,7 +2,8 @@
 
 Independent of cachefix's parser and shell analysis on purpose: a bug there must not hide
 itself here. A fix may add or change cache mounts, drop cache-defeating flags and cache
-clean-ups, disable apt's docker-clean hook and point pip's cache elsewhere; nothing else.
+clean-ups, disable apt's docker-clean hook, point pip's, uv's and poetry's caches elsewhere and
+set uv's link mode to copy; nothing else.
 """
 
 from __future__ import annotations
@@ -20,14 +21,19 @@ CACHE_PLUMBING = [
     re.compile(r"^echo .*Keep-Downloaded-Packages.*$"),
     re.compile(r"^apk (-\S+ )*cache clean$"),
     re.compile(r"^(dnf|dnf5|yum|microdnf|tdnf) (-\S+ )*clean \S+$"),
+    re.compile(r"^(\S*/)?uv (-\S+ )*(cache (clean|prune)|clean)( \S+)*$"),
+    re.compile(r"^(\S*/)?(conda|mamba|micromamba) (-\S+ )*clean( \S+)*$"),
+    re.compile(r"^(\S*/)?poetry (-\S+ )*cache clear( \S+)*$"),
     re.compile(r"^(npm (-\S+ )*cache (clean|clear|rm)|yarn (-\S+ )*cache clean|pnpm (-\S+ )*store prune)( \S+)*$"),
 ]
 CACHE_WORDS = re.compile(r"^(--no-cache-dir|PIP_NO_CACHE_DIR=\S*|PIP_CACHE_DIR=\S*"
                          r"|--no-cache|--update-cache"  # apk: --no-cache becomes --update-cache
                          r"|--setopt=keepcache=\S*"
-                         r"|npm_config_cache=\S*|YARN_CACHE_FOLDER=\S*|YARN_GLOBAL_FOLDER=\S*|npm_config_store_dir=\S*)$")
+                         r"|npm_config_cache=\S*|YARN_CACHE_FOLDER=\S*|YARN_GLOBAL_FOLDER=\S*|npm_config_store_dir=\S*"
+                         r"|UV_NO_CACHE=\S*|UV_CACHE_DIR=\S*|UV_LINK_MODE=copy|POETRY_CACHE_DIR=\S*)$")
 CACHE_PATH = re.compile(r"^(/var/lib/apt/lists|/var/cache/(apt|dnf|libdnf5|yum|tdnf|npm|yarn|pnpm)"
-                        r"|\S*/\.npm|\S*/\.cache/yarn|\S*/pnpm/store)(/\S*)?$")
+                        r"|\S*/\.npm|\S*/\.cache/yarn|\S*/pnpm/store"
+                        r"|\S*/\.cache/(uv|pypoetry)|/opt/conda/pkgs|\$\{?(UV|POETRY)_CACHE_DIR\}?)(/\S*)?$")
 OPERATORS = {";", "&&", "||", "|", "&", "(", ")", ";;"}
 INSTRUCTIONS = {"ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
                 "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"}
@@ -53,6 +59,8 @@ def _simple_commands(text: str, mounted: tuple[str, ...] = ()) -> list[str]:
     for token in [*lexer, ";"]:
         if token in OPERATORS or token == "\n" or "\n" in token:
             words = [w for w in current if not CACHE_WORDS.match(w)]
+            if words and words[0] in ("uv", "uvx"):
+                words = [w for w in words if w != "-n"]  # uv's short --no-cache
             if words and words[0] == "rm":
                 words = [w for w in words if not CACHE_PATH.match(w)
                          and not any(w.rstrip("*").rstrip("/") in (m, m + "/") for m in mounted)]

@@ -13,11 +13,11 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cachefix.model import Edit, Finding, Position, Severity
 from cachefix.rewriter import edits
-from cachefix.rewriter.context import RunContext, expand
+from cachefix.rewriter.context import RunContext, command_env, expand
 from cachefix.rewriter.dockerfile import Dockerfile
 from cachefix.rewriter.mounts import CacheMount, ExistingMount, existing_mounts, is_within, same_path
 from cachefix.rewriter.shell import Assignment, Command, Word, iter_options, removal_spans
@@ -92,7 +92,9 @@ class Rule:
         Returns the edits and the mounts that were missing or wrong (empty: nothing to do).
         """
         stale = list(stale)
-        present = existing_mounts(run.instruction)
+        written = existing_mounts(run.instruction)
+        # BuildKit expands ARG and ENV values in mount options (`target=$POETRY_CACHE_DIR`).
+        present = [ExistingMount(m.flag, {k: expand(v, run.env) for k, v in m.options.items()}) for m in written]
         out: list[Edit] = []
         changed: list[CacheMount] = []
         for mount in wanted:
@@ -100,7 +102,8 @@ class Rule:
             if any(mount.satisfied_by(m) for m in present):
                 continue
             changed.append(mount)
-            near = next((m for m in present if m.is_cache and same_path(m.target, mount.target)), None)
+            near = next((w for w, m in zip(written, present, strict=True)
+                         if m.is_cache and same_path(m.target, mount.target)), None)
             if near is not None:
                 out.append(edits.replace_flag(near.flag, _merge(near, mount)))
             elif stale:
@@ -146,22 +149,28 @@ class Rule:
     def user_cache_fix(self, run: RunContext, dockerfile: Dockerfile, commands: Sequence[Command],
                        placed: UserCache | Finding | None, is_clean_up: Callable[[Command], bool], *,
                        sharing: str | None = None, stale_in_home: str | None = None,
-                       replacing: ExistingMount | None = None, label: str = "", problem: str = "") -> Iterator[Finding]:
+                       replacing: ExistingMount | None = None, label: str = "", problem: str = "",
+                       mount: CacheMount | None = None, extra: Iterable[Edit] = (), note: str = "",
+                       deletions_corrupt: bool = False) -> Iterator[Finding]:
         """The finding for a per-user cache that `user_cache` placed, used by `commands`: the
         mount (over `replacing`, a mount that defeats it, when given; over a stale mount on
         `~/<stale_in_home>` or another uid's folder), the clean-ups that would empty it dropped,
-        and the moved cache's variable set on each command."""
+        and the moved cache's variable set on each command. `mount` replaces the one `placed`
+        makes; `extra` edits (the manager's own cache-defeating flags dropped) and `note` (the
+        end of the message) go with it; `deletions_corrupt` as in `clean_up`."""
         first = commands[0]
         if isinstance(placed, Finding):
             yield placed
             return
         if placed is None:
             return
-        plan = clean_up(run.commands, is_clean_up, [placed.target], run.home, run.env)
+        home = {"HOME": run.home} if run.home else {}
+        plan = clean_up([r for _, r in programs_resolved(run)], is_clean_up, [placed.target], run.home,
+                        {**run.env, **home}, deletions_corrupt=deletions_corrupt)
         if plan.breaker is not None:
             yield self.finding(dockerfile, command_span(run, plan.breaker), plan.problem(placed.target))
             return
-        mount = placed.mount(sharing)
+        mount = mount or placed.mount(sharing)
         if replacing is not None:  # keep the user's options, move the target
             options = {k: (placed.target if k in ("target", "dst", "destination") else v)
                        for k, v in replacing.options.items()}
@@ -174,12 +183,18 @@ class Rule:
             fix, changed = self.mount_edits(run, [mount], stale)
         if not changed:
             return
+        if placed.env_var and any(not c.words or c.words[0].span is None for c in commands):
+            yield self.finding(dockerfile, command_span(run, first),
+                               f"{label or self.manager} runs inside a quoted script where cachefix cannot set "
+                               f"{placed.env_var}={placed.target} for it; set it there and add `{changed[0].render()}`")
+            return
         fix.extend(plan.edits)
         fix.extend(env_prefixes(commands, placed))
+        fix.extend(extra)
         yield self.finding(dockerfile, command_span(run, first),
                            f"{problem}{label or self.manager} downloads without a cache mount on {placed.target}: "
                            f"add `{changed[0].render()}`"
-                           + (f" and {placed.env_var}={placed.target}" if placed.env_var else ""), fix)
+                           + (f" and {placed.env_var}={placed.target}" if placed.env_var else "") + note, fix)
 
     def _with_options(self, mount: CacheMount) -> CacheMount:
         prefix = self.options.id_prefix
@@ -288,6 +303,23 @@ def option_value(words: Sequence[Word], names: Collection[str]) -> str | None:
         if option in names:
             return inline if inline is not None else (words[i + 1].value if i + 1 < len(words) else None)
     return None
+
+
+def resolve_program(command: Command, env: Mapping[str, str], home: str | None) -> Command:
+    """The command with its program word expanded where the file sets the variables in it:
+    `$CONDA_DIR/bin/conda install` runs `/opt/conda/bin/conda` after `ENV CONDA_DIR=/opt/conda`."""
+    if not command.words or command.words[0].value is not None:
+        return command
+    program = word_path(command.words[0], env, home)
+    if program is None:
+        return command
+    return replace(command, words=(replace(command.words[0], value=program), *command.words[1:]))
+
+
+def programs_resolved(run: RunContext) -> list[tuple[Command, Command]]:
+    """Each command of the RUN, with a copy whose program word is resolved (`resolve_program`).
+    The original is the one `command_env` knows; the copy is the one to recognise."""
+    return [(c, resolve_program(c, command_env(run, c), run.home)) for c in run.commands]
 
 
 # Values that turn a boolean setting on, as uv (clap's "boolish" values) and conda read them.

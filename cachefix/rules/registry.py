@@ -14,16 +14,19 @@ from functools import lru_cache
 from cachefix.rules.apk import ApkRule
 from cachefix.rules.apt import AptRule
 from cachefix.rules.base import Rule
+from cachefix.rules.conda import CondaRule
 from cachefix.rules.dnf import DnfRule
 from cachefix.rules.huggingface import HuggingFaceRule
 from cachefix.rules.npm import NpmRule
 from cachefix.rules.pip import PipRule
 from cachefix.rules.pnpm import PnpmRule
+from cachefix.rules.poetry import PoetryRule
 from cachefix.rules.syntax import SyntaxRule
+from cachefix.rules.uv import UvRule
 from cachefix.rules.yarn import YarnRule
 
-BUILTIN: tuple[type[Rule], ...] = (SyntaxRule, PipRule, AptRule, ApkRule, DnfRule, NpmRule, YarnRule, PnpmRule,
-                                   HuggingFaceRule)
+BUILTIN: tuple[type[Rule], ...] = (SyntaxRule, PipRule, UvRule, PoetryRule, CondaRule, AptRule, ApkRule, DnfRule,
+                                   NpmRule, YarnRule, PnpmRule, HuggingFaceRule)
 
 
 class UnknownRule(KeyError):

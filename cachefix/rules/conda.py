@@ -1,0 +1,223 @@
+"""CF104 conda: `conda`/`mamba`/`micromamba` installs without a locked cache mount on the package cache."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from cachefix.model import Finding
+from cachefix.rewriter.context import RunContext, command_env
+from cachefix.rewriter.dockerfile import Dockerfile
+from cachefix.rewriter.mounts import CacheMount, same_path
+from cachefix.rewriter.shell import Command
+from cachefix.rules.base import (
+    Invocation,
+    Rule,
+    command_span,
+    invocation,
+    option_value,
+    programs_resolved,
+    truthy,
+    word_path,
+)
+
+PROGRAMS = ("conda", "mamba", "micromamba")
+TAKES_VALUE = frozenset({"-r", "--root-prefix", "--rc-file"})
+INSTALLING = frozenset({"install", "create", "update", "upgrade"})
+
+
+@dataclass(frozen=True)
+class ImageRoot:
+    """Where an image installs conda, which programs use that root, and who owns it."""
+
+    root: str
+    programs: tuple[str, ...]
+    owner: tuple[int, int] | None = None  # (uid, gid) when not root: mounts there belong to that user
+
+
+CONDA = ImageRoot("/opt/conda", ("conda", "mamba"))
+IMAGE_ROOTS = {
+    "continuumio/miniconda3": CONDA,
+    "continuumio/miniconda": CONDA,
+    "continuumio/anaconda3": CONDA,
+    "continuumio/anaconda": CONDA,
+    "condaforge/miniforge3": CONDA,
+    "condaforge/miniforge-pypy3": CONDA,
+    "condaforge/mambaforge": CONDA,
+    "condaforge/mambaforge-pypy3": CONDA,
+    # ENV MAMBA_ROOT_PREFIX="/opt/conda", owned by mambauser (MAMBA_USER_ID/GID 57439).
+    "mambaorg/micromamba": ImageRoot("/opt/conda", ("micromamba",), (57439, 57439)),
+}
+# The Miniconda, Anaconda, Miniforge and Mambaforge installers: `bash Miniforge3-Linux-x86_64.sh -b -p DIR`.
+INSTALLER = re.compile(r"(?i)(mini|ana)conda|miniforge|mambaforge")
+ROOT_FACT = "conda-root="
+SOFTLINK_FACT = "conda-softlinks"
+# conda reads CONDA_<SETTING>, libmamba MAMBA_<SETTING>: either makes packages symlinks into the cache.
+SOFTLINK_SETTINGS = ("always_softlink", "allow_softlinks")
+
+
+def conda(command: Command) -> Invocation | None:
+    return invocation(command, PROGRAMS, TAKES_VALUE)
+
+
+def action(call: Invocation) -> str | None:
+    """`install`, `create`, `update`, also as `conda env create|update`."""
+    words = [w.value for w in call.args if w.value is not None and not w.value.startswith("-")]
+    if words[:1] == ["env"] and len(words) > 1:
+        return words[1] if words[1] in ("create", "update") else None
+    return call.subcommand if call.subcommand in INSTALLING else None
+
+
+def _image_root(run: RunContext, call: Invocation) -> ImageRoot | None:
+    """The conda installation the stage's base image ships for this program, if known."""
+    image = run.stage.base_image.split("@")[0]
+    image = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+    known = IMAGE_ROOTS.get(image.removeprefix("docker.io/").removeprefix("library/"))
+    return known if known is not None and call.program in known.programs else None
+
+
+def installer_prefix(command: Command, env: Mapping[str, str], home: str | None) -> str | None:
+    """`bash Miniconda3-latest-Linux-x86_64.sh -b -p /opt/conda` installs conda at /opt/conda."""
+    words = list(command.words[1:]) if command.name in ("bash", "sh") else list(command.words)
+    if not words or not INSTALLER.search(words[0].value or words[0].raw) or not (words[0].value or "").endswith(".sh"):
+        return None
+    prefix = next((words[i + 1] for i, w in enumerate(words[:-1]) if w.value == "-p"), None)
+    return None if prefix is None else word_path(prefix, env, home)
+
+
+def softlinks(env: Mapping[str, str], call: Invocation) -> bool:
+    return any(w.value == "--always-softlink" for w in call.args) or any(
+        truthy(env.get(f"{tool}_{setting}".upper())) for tool in ("conda", "mamba") for setting in SOFTLINK_SETTINGS)
+
+
+def sets_softlinks(call: Invocation) -> bool:
+    """`conda config --set always_softlink true`, `micromamba config set allow_softlinks yes`."""
+    values = [w.value or "" for w in call.args]
+    return call.subcommand == "config" and any(
+        v in SOFTLINK_SETTINGS and i + 1 < len(values) and truthy(values[i + 1]) for i, v in enumerate(values))
+
+
+def cleans_cache(command: Command) -> bool:
+    """`conda clean -afy`, `mamba clean --all`, `micromamba clean --all --yes`."""
+    call = conda(command)
+    return call is not None and call.subcommand == "clean"
+
+
+class CondaRule(Rule):
+    """
+    ## What it does
+    Finds `conda`, `mamba` and `micromamba` installs (`install`, `create`, `update`,
+    `env create`, `env update`) in a RUN without a cache mount on the package cache, and adds
+    one with `sharing=locked`.
+
+    ## Why is this bad?
+    Every rebuild of the layer downloads every package again, and `conda clean -afy` is then
+    needed to keep the image small. With a cache mount the packages stay in BuildKit's cache
+    between builds and never enter the image.
+
+    The package cache is the first writable of `pkgs_dirs`: `CONDA_PKGS_DIRS` when set, else
+    `<root prefix>/pkgs`. The root prefix is where conda is installed: `/opt/conda` in the
+    continuumio and condaforge images, the `-p` of a Miniconda/Miniforge installer run earlier
+    in the stage, the folder of a `/opt/conda/bin/conda` invoked by path, and for micromamba
+    `--root-prefix` or `MAMBA_ROOT_PREFIX` (`/opt/conda` in the mambaorg/micromamba image, run
+    as `mambauser`, uid and gid 57439). Where the file shows none of these, cachefix reports
+    instead of guessing. A user other than root gets `uid=`/`gid=` on the mount; in the
+    micromamba image root's RUNs get mambauser's too, since both share the one cache and
+    BuildKit sets the owner only when it creates it.
+
+    conda and mamba link packages from the cache into the environment by hard links, and copy
+    when that fails, as it does across the mount; so the environment is complete in the image.
+    `always_softlink` (or `allow_softlinks`, which turns the failed hard link into a symlink)
+    would leave it pointing into the mount: reported, not fixed. `sharing=locked`: conda
+    extracts packages into the cache without a lock that holds across builds.
+
+    ## Example
+    ```dockerfile
+    FROM continuumio/miniconda3
+    RUN conda install -y numpy && conda clean -afy
+    ```
+
+    ## Use instead
+    ```dockerfile
+    FROM continuumio/miniconda3
+    RUN --mount=type=cache,target=/opt/conda/pkgs,sharing=locked conda install -y numpy
+    ```
+
+    ## Fix safety
+    Safe: the environment gets the same packages. `conda clean` and `rm` of the package cache
+    are removed only in the RUN that gains the mount. Not fixed, and reported: an unknown
+    package cache, symlinked packages, a user whose uid the file does not show, and a RUN that
+    would break the cached packages (`find /opt/conda -name '*.a' -delete` reaches into the
+    mount and deletes files the next build links from; `-xdev` keeps it out).
+    """
+
+    code = "CF104"
+    name = "conda-cache-mount"
+    manager = "conda"
+    summary = "conda/mamba/micromamba install without a locked cache mount on the package cache"
+    triggers = ("conda", "mamba", "forge")
+
+    def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
+        commands = programs_resolved(run)
+        self._learn(run, commands)
+        calls = [(c, r, a) for c, r in commands if (a := conda(r)) is not None and action(a)]
+        if not calls:
+            return
+        first, resolved, call = calls[0]
+        span = command_span(run, first)
+        env = command_env(run, first)
+        if SOFTLINK_FACT in run.stage.facts or any(softlinks(command_env(run, c), a) for c, _, a in calls):
+            yield self.finding(dockerfile, span,
+                               f"{call.program} is set to link packages as symlinks into its package cache "
+                               "(always_softlink or allow_softlinks): with a cache mount the environment would "
+                               "point into the mount, which is not in the image; turn that setting off")
+            return
+        pkgs = self._pkgs_dir(run, resolved, call, env)
+        if pkgs is None:
+            yield self.finding(dockerfile, span,
+                               f"{call.program} caches packages in <root prefix>/pkgs, and this file does not show "
+                               f"where {call.program} is installed (base image '{run.stage.base_image}'): set "
+                               "CONDA_PKGS_DIRS with ENV and run cachefix again")
+            return
+        placed = self.user_cache(run, dockerfile, first, pkgs, None, "CONDA_PKGS_DIRS")
+        image = _image_root(run, call)
+        mount = None
+        if run.is_root and image and image.owner and same_path(pkgs, image.root + "/pkgs"):
+            # root's RUNs share the cache with the image's user: created as root, it would be
+            # read-only for that user's RUNs (uid/gid apply only when BuildKit creates it).
+            mount = CacheMount(pkgs, sharing="locked", uid=image.owner[0], gid=image.owner[1])
+        yield from self.user_cache_fix(run, dockerfile, [c for c, _, _ in calls], placed, cleans_cache,
+                                       sharing="locked", label=call.program, mount=mount, deletions_corrupt=True)
+
+    @staticmethod
+    def _learn(run: RunContext, commands: list[tuple[Command, Command]]) -> None:
+        """Remember where an installer put conda, and a `config` that turns on symlinks."""
+        for command, resolved in commands:
+            prefix = installer_prefix(resolved, command_env(run, command), run.home)
+            if prefix is not None:
+                run.stage.facts.difference_update({f for f in run.stage.facts if f.startswith(ROOT_FACT)})
+                run.stage.facts.add(ROOT_FACT + prefix)
+            call = conda(resolved)
+            if call is not None and sets_softlinks(call):
+                run.stage.facts.add(SOFTLINK_FACT)
+
+    @staticmethod
+    def _pkgs_dir(run: RunContext, command: Command, call: Invocation, env: Mapping[str, str]) -> str | None:
+        """The first of `pkgs_dirs`: CONDA_PKGS_DIRS, else `<root prefix>/pkgs`."""
+        listed = env.get("CONDA_PKGS_DIRS", "").split(",")[0].strip()
+        if listed:
+            return run.home.rstrip("/") + listed[1:] if run.home and listed.startswith("~/") else listed
+        root = None
+        if call.program == "micromamba":
+            root = option_value(call.args, {"-r", "--root-prefix"}) or env.get("MAMBA_ROOT_PREFIX")
+        else:
+            path = next((w.value for w in command.words if w.value and w.value.endswith("/" + call.program)), "")
+            found = re.fullmatch(r"(/.+)/(bin|condabin)/(conda|mamba)", path)
+            root = found.group(1) if found else next(
+                (f[len(ROOT_FACT):] for f in run.stage.facts if f.startswith(ROOT_FACT)), None)
+        image = _image_root(run, call)
+        if root is None and image is not None:
+            root = image.root
+        return None if root is None else root.rstrip("/") + "/pkgs"
+
