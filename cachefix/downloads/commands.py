@@ -147,7 +147,6 @@ def _store() -> Any:
 def _fetch(args: argparse.Namespace) -> int:
     from cachefix.downloads.api import deliver
     from cachefix.downloads.errors import InvalidInput
-    from cachefix.downloads.extract import Limits
     from cachefix.downloads.fetch import Fetcher, Request
     from cachefix.downloads.progress import Display
     from cachefix.downloads.units import parse_duration, parse_size
@@ -158,7 +157,11 @@ def _fetch(args: argparse.Namespace) -> int:
         raise InvalidInput("--manifest takes -o/--sha256 per line; --extract and --mirror need a URL")
     if args.jobs < 1 or args.retries < 1:
         raise InvalidInput("--jobs and --retries must be at least 1")
-    limits = Limits(max_bytes=parse_size(args.max_extract_size), max_members=args.max_members)
+    limits = None
+    if args.extract:
+        from cachefix.downloads.extract import Limits
+
+        limits = Limits(max_bytes=parse_size(args.max_extract_size), max_members=args.max_members)
     lines = None
     if args.manifest:
         from cachefix.downloads.manifest import read_manifest

@@ -150,3 +150,25 @@ def test_fetch_does_not_import_httpx_on_a_pinned_hit(server: FaultServer, cache_
             " sys.exit(rc or bool(bad))")
     done = subprocess.run([sys.executable, "-c", code, url, sha(DATA)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("hostile", "unsafe archive member '../evil': contains '..'"),
+    ("broken", "broken archive"),
+    ("big", "expands past 1024 bytes"),
+])
+def test_bad_archives_are_one_line_errors(server: FaultServer, cache_dir: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str], body: str, message: str) -> None:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("../evil" if body == "hostile" else "big")
+        info.size = 5000
+        tar.addfile(info, io.BytesIO(b"x" * 5000))
+    data = buffer.getvalue()[:40] if body == "broken" else buffer.getvalue()
+    code, _, err = run(capsys, "fetch", server.add("/a.tgz", data), "--extract", str(tmp_path / "x"),
+                       "--max-extract-size", "1K")
+    assert code == 1 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "x").exists() and not (tmp_path / "evil").exists()
