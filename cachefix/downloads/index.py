@@ -117,7 +117,7 @@ class Index:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 30000")
         if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-            conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(conn)
             with _transaction(conn):
                 for statement in SCHEMA.split(";"):
                     conn.execute(statement)
@@ -218,6 +218,21 @@ class Index:
 
     def drop_partial(self, path: Path | str) -> None:
         self.db.execute("DELETE FROM partials WHERE path = ?", (str(path),))
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch a new database to WAL. The switch needs the database to itself and, unlike a
+    write, fails at once ("database is locked") instead of waiting when another connection
+    is creating it at the same moment, so wait here as the busy timeout would."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")  # answers the old mode where WAL is impossible
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.005)
 
 
 @contextmanager

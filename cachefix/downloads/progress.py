@@ -44,16 +44,30 @@ class Display:
             BarColumn,
             DownloadColumn,
             Progress,
+            ProgressColumn,
+            Task,
             TextColumn,
             TimeRemainingColumn,
             TransferSpeedColumn,
         )
+        from rich.text import Text
+
+        class BytesOnly(ProgressColumn):
+            """A byte column that stays blank on the file counter's row."""
+
+            def __init__(self, column: ProgressColumn) -> None:
+                super().__init__()
+                self.column = column
+
+            def render(self, task: Task) -> Any:
+                return Text("") if task.fields.get("counter") else self.column.render(task)
 
         self._progress = Progress(
-            TextColumn("{task.description}", table_column=None), BarColumn(), DownloadColumn(),
-            TransferSpeedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+            TextColumn("{task.description}", table_column=None), BarColumn(),
+            *(BytesOnly(c) for c in (DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())),
+            console=Console(stderr=True), transient=True)
         if files > 1:
-            self._files_task = self._progress.add_task(f"0/{files} files", total=files)
+            self._files_task = self._progress.add_task(f"0/{files} files", total=files, counter=True)
 
     def __enter__(self) -> Display:
         if self._progress is not None:
