@@ -117,14 +117,12 @@ def test_progress_bar_only_when_asked_off_a_terminal(server: FaultServer, cache_
     assert shown.returncode == 0 and shown.stderr  # rich wrote its bar to stderr
 
 
-def test_progress_is_off_in_ci(server: FaultServer, cache_dir: Path) -> None:
+def test_progress_is_off_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     from cachefix.downloads.progress import wanted
 
-    os.environ["CI"] = "true"
-    try:
-        assert wanted(None) is False and wanted(True) is True
-    finally:
-        del os.environ["CI"]
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    assert wanted(None) is False and wanted(True) is True
 
 
 def test_extract_option_unpacks(server: FaultServer, cache_dir: Path, tmp_path: Path,
