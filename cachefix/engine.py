@@ -57,7 +57,8 @@ def _rule_findings(dockerfile: Dockerfile, settings: Settings) -> list[Finding]:
     findings: list[Finding] = []
     for run in run_contexts(dockerfile):
         for rule in run_rules:
-            findings.extend(rule.check(run, dockerfile))
+            if not rule.triggers or run.mentions(rule.triggers):
+                findings.extend(rule.check(run, dockerfile))
     for rule in settings.rules:
         if isinstance(rule, SyntaxRule):
             findings.extend(rule.check_file(dockerfile, settings.syntax))
@@ -101,6 +102,16 @@ def _directive_for(dockerfile: Dockerfile, fixes: Iterable[Finding], settings: S
     if not any(_adds_mount(f.edits) for f in fixes) or any(f.code == SyntaxRule.code for f in fixes):
         return None
     return directive_edit(dockerfile, settings.syntax, adds_mounts=True)
+
+
+def check(text: str, settings: Settings) -> Outcome:
+    """What `cachefix check` needs: the findings, with no fix applied and no second pass."""
+    if skips_file(text):
+        return Outcome([], text, skipped=True)
+    dockerfile = parse(text)
+    found, ignored = _checked(dockerfile, settings)
+    findings = _with_directive(dockerfile, found, settings)
+    return Outcome(findings, text, findings, ignored, ignored)
 
 
 def fix(text: str, settings: Settings) -> Outcome:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from cachefix.config import FAIL_ON, Config, ConfigError, Configurations, unknown_code
-from cachefix.engine import BrokenRewrite, Settings, fix
+from cachefix.engine import BrokenRewrite, Settings, check, fix
 from cachefix.files import UnreadableFile, find_dockerfiles, read_dockerfile, write_atomically
 from cachefix.model import FileError, FileResult, LintReport
 from cachefix.rewriter.dockerfile import DockerfileSyntaxError
@@ -85,11 +85,11 @@ def plan(args: argparse.Namespace) -> list[Job]:
         raise UsageError(unknown_code(exc.args[0])) from None
 
 
-def process(path: Path, settings: Settings, report: LintReport, *, write: bool) -> FileResult | None:
+def process(path: Path, settings: Settings, report: LintReport, *, fixing: bool, write: bool) -> FileResult | None:
     """Lint (and fix) one file; problems become FileErrors and the file is left as it was."""
     try:
         text = read_dockerfile(path)
-        outcome = fix(text, settings)
+        outcome = fix(text, settings) if fixing else check(text, settings)
     except UnreadableFile as exc:
         report.errors.append(FileError(path, str(exc)))
         return None
@@ -144,7 +144,7 @@ def run_lint(args: argparse.Namespace) -> int:
     report = LintReport(fixing=fixing)
     failing = False
     for job in with_progress(jobs, "Fixing" if fixing else "Checking", enabled=not args.quiet):
-        result = process(job.path, job.settings, report, write=fixing and not diff_only)
+        result = process(job.path, job.settings, report, fixing=fixing, write=fixing and not diff_only)
         if result is None:
             continue
         if diff_only and result.changed:
