@@ -15,6 +15,7 @@ import hashlib
 import os
 import random
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -163,7 +164,7 @@ def download(
         try:
             return _attempt(client, url, part, meter, validators, on_resumable)
         except (httpx.TransportError, _Retry) as exc:
-            if isinstance(exc, httpx.UnsupportedProtocol) or attempt >= policy.attempts:
+            if _permanent(exc) or attempt >= policy.attempts:
                 raise TransferFailed(f"could not download {url}: {_describe(exc)}"
                                      f" (after {attempt} attempt{'s' * (attempt > 1)})") from None
             sleep(policy.delay(attempt, getattr(exc, "retry_after", None)))
@@ -239,6 +240,15 @@ def _if_range_validator(response: httpx.Response) -> str | None:
     if etag and not etag.startswith("W/"):
         return etag
     return response.headers.get("Last-Modified")
+
+
+def _permanent(exc: BaseException) -> bool:
+    """Failures that a retry cannot fix: an unsupported scheme, a certificate we do not trust."""
+    while exc is not None:
+        if isinstance(exc, (httpx.UnsupportedProtocol, ssl.SSLCertVerificationError)):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
 
 
 def _describe(exc: Exception) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import ssl
 import subprocess
 import sys
 import threading
@@ -51,13 +52,15 @@ class FaultServer(ThreadingHTTPServer):
         self.bodies: Counter[str] = Counter()  # GETs that started sending a body
         self.sent: Counter[str] = Counter()  # body bytes written
         self.last_modified = formatdate(time.time() - 3600, usegmt=True)
+        self.scheme = "http"
+        self.cert: Path | None = None
 
     def add(self, path: str, content: bytes, *faults: str, **options: object) -> str:
         self.routes[path] = Route(content, deque(faults), **options)  # type: ignore[arg-type]
         return self.url(path)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}{path}"
 
     def headers_of(self, path: str) -> list[dict[str, str]]:
         return [h for p, h in self.requests if p == path]
@@ -142,6 +145,27 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     httpd = FaultServer()
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The same server behind TLS, with a self-signed certificate the client trusts
+    through SSL_CERT_FILE (which `tls_server.cert` names)."""
+    from tests.integration.tlscert import make_cert
+
+    cert, key = make_cert(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    httpd = FaultServer()
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    httpd.scheme = "https"
+    httpd.cert = cert
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield httpd

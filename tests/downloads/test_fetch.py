@@ -247,3 +247,18 @@ def test_unreadable_index_is_moved_aside_and_blobs_still_serve(server: FaultServ
     assert Path(done.stdout.strip()).read_bytes() == DATA
     assert list(cache_dir.glob("index.sqlite.corrupt-*"))
     assert server.bodies["/f"] == 1  # the blob was re-hashed and served, not downloaded again
+
+
+def test_https_with_a_trusted_certificate(tls_server: FaultServer, cache_dir: Path) -> None:
+    url = tls_server.add("/f", DATA)
+    assert url.startswith("https://")
+    assert cached_download(url, sha256=sha(DATA)).read_bytes() == DATA
+
+
+def test_plain_http_redirect_to_https_is_verified(server: FaultServer, tls_server: FaultServer,
+                                                  cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = server.add("/f", b"", redirect=tls_server.add("/f", DATA))
+    assert cached_download(url).read_bytes() == DATA
+    monkeypatch.delenv("SSL_CERT_FILE")  # now the certificate is untrusted: no retries, a clear error
+    with pytest.raises(TransferFailed, match=r"CERTIFICATE_VERIFY_FAILED.*after 1 attempt\)"):
+        cached_download(server.add("/g", b"", redirect=tls_server.add("/g", DATA)))
