@@ -185,3 +185,13 @@ def test_manifest_syntax_error_names_the_line(cache_dir: Path, tmp_path: Path,
     manifest.write_text("http://127.0.0.1:9/a\nhttp://127.0.0.1:9/b abc dest extra\n")
     code, _, err = run(capsys, "fetch", "--manifest", str(manifest))
     assert code == 2 and f"{manifest}:2:" in err
+
+
+@pytest.mark.parametrize(("answer", "status", "kept"), [("n", 1, True), ("y", 0, False)])
+def test_clear_asks_on_a_terminal(server: FaultServer, cache_dir: Path, capsys: pytest.CaptureFixture[str],
+                                  monkeypatch: pytest.MonkeyPatch, answer: str, status: int, kept: bool) -> None:
+    cached_download(server.add("/f", b"abc"))
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: answer)
+    code, out, _ = run(capsys, "cache", "clear", "--downloads")
+    assert code == status and "downloads: " in out and cache_dir.exists() is kept
