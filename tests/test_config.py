@@ -147,7 +147,7 @@ def test_no_toml_parser_is_imported_when_no_configuration_mentions_cachefix(tmp_
 
 
 def test_the_configuration_example_in_the_docs_is_valid(tmp_path, capsys) -> None:
-    docs = (Path(__file__).resolve().parent.parent / "docs" / "integrations.md").read_text()
+    docs = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     example = docs.split("```toml\n", 1)[1].split("```", 1)[0]
     write(tmp_path / "pyproject.toml", example)
     write(tmp_path / "Dockerfile", APT_AND_PIP)
