@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from cachefix.model import Finding
 from cachefix.rewriter.context import RunContext, command_env
 from cachefix.rewriter.dockerfile import Dockerfile
-from cachefix.rewriter.mounts import CacheMount, same_path
+from cachefix.rewriter.mounts import CacheMount
 from cachefix.rewriter.shell import Command
 from cachefix.rules.base import (
     Invocation,
     Rule,
+    UserCache,
     command_span,
     invocation,
     option_value,
@@ -29,11 +30,10 @@ INSTALLING = frozenset({"install", "create", "update", "upgrade"})
 
 @dataclass(frozen=True)
 class ImageRoot:
-    """Where an image installs conda, which programs use that root, and who owns it."""
+    """Where an image installs conda, and which programs use that root."""
 
     root: str
     programs: tuple[str, ...]
-    owner: tuple[int, int] | None = None  # (uid, gid) when not root: mounts there belong to that user
 
 
 CONDA = ImageRoot("/opt/conda", ("conda", "mamba"))
@@ -46,8 +46,7 @@ IMAGE_ROOTS = {
     "condaforge/miniforge-pypy3": CONDA,
     "condaforge/mambaforge": CONDA,
     "condaforge/mambaforge-pypy3": CONDA,
-    # ENV MAMBA_ROOT_PREFIX="/opt/conda", owned by mambauser (MAMBA_USER_ID/GID 57439).
-    "mambaorg/micromamba": ImageRoot("/opt/conda", ("micromamba",), (57439, 57439)),
+    "mambaorg/micromamba": ImageRoot("/opt/conda", ("micromamba",)),  # ENV MAMBA_ROOT_PREFIX="/opt/conda"
 }
 # The Miniconda, Anaconda, Miniforge and Mambaforge installers: `bash Miniforge3-Linux-x86_64.sh -b -p DIR`.
 INSTALLER = re.compile(r"(?i)(mini|ana)conda|miniforge|mambaforge")
@@ -122,9 +121,10 @@ class CondaRule(Rule):
     in the stage, the folder of a `/opt/conda/bin/conda` invoked by path, and for micromamba
     `--root-prefix` or `MAMBA_ROOT_PREFIX` (`/opt/conda` in the mambaorg/micromamba image, run
     as `mambauser`, uid and gid 57439). Where the file shows none of these, cachefix reports
-    instead of guessing. A user other than root gets `uid=`/`gid=` on the mount; in the
-    micromamba image root's RUNs get mambauser's too, since both share the one cache and
-    BuildKit sets the owner only when it creates it.
+    instead of guessing. A user other than root gets `uid=`/`gid=` on the mount and a cache id
+    of its own (`conda-UID`): the folder is the same for every build on the builder, and a
+    cache a root build created first would stay root-owned (BuildKit applies uid/gid only when
+    it creates a cache).
 
     conda and mamba link packages from the cache into the environment by hard links, and copy
     when that fails, as it does across the mount; so the environment is complete in the image.
@@ -181,12 +181,12 @@ class CondaRule(Rule):
                                "CONDA_PKGS_DIRS with ENV and run cachefix again")
             return
         placed = self.user_cache(run, dockerfile, first, pkgs, None, "CONDA_PKGS_DIRS")
-        image = _image_root(run, call)
         mount = None
-        if run.is_root and image and image.owner and same_path(pkgs, image.root + "/pkgs"):
-            # root's RUNs share the cache with the image's user: created as root, it would be
-            # read-only for that user's RUNs (uid/gid apply only when BuildKit creates it).
-            mount = CacheMount(pkgs, sharing="locked", uid=image.owner[0], gid=image.owner[1])
+        if isinstance(placed, UserCache) and not run.is_root:
+            # The folder is fixed, so the default id (the target) is one cache for every build on
+            # the builder; uid/gid apply only when BuildKit creates it, and one a root build made
+            # would be read-only here. A cache of its own for this uid avoids that.
+            mount = CacheMount(pkgs, f"{self.options.id_prefix}conda-{run.uid}", "locked", run.uid, run.gid)
         yield from self.user_cache_fix(run, dockerfile, [c for c, _, _ in calls], placed, cleans_cache,
                                        sharing="locked", label=call.program, mount=mount, deletions_corrupt=True)
 

@@ -43,7 +43,7 @@ def is_on(value: str) -> bool:
     return value in ("true", "1")
 
 
-class Settings:
+class PoetryConfig:
     """poetry's configuration for one command: POETRY_* variables win over `poetry config`."""
 
     def __init__(self, env: Mapping[str, str], config: Mapping[str, str], home: str | None) -> None:
@@ -137,7 +137,7 @@ class PoetryRule(Rule):
 
     def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
         config = self._config_so_far(run)
-        installs: list[tuple[Command, Invocation, Settings]] = []
+        installs: list[tuple[Command, Invocation, PoetryConfig]] = []
         commands = programs_resolved(run)
         for command, resolved in commands:
             call = poetry(resolved)
@@ -151,12 +151,12 @@ class PoetryRule(Rule):
                 run.stage.facts.difference_update({f for f in run.stage.facts if f.startswith(earlier)})
                 run.stage.facts.add(CONFIG_FACT.format(scope=scope, key=words[1], value=words[2]))
             elif call.subcommand in INSTALLING:
-                installs.append((command, call, Settings(command_env(run, command), dict(config), run.home)))
+                installs.append((command, call, PoetryConfig(command_env(run, command), dict(config), run.home)))
         if installs:
             yield from self._check(run, dockerfile, installs)
 
     def _check(self, run: RunContext, dockerfile: Dockerfile,
-               installs: list[tuple[Command, Invocation, Settings]]) -> Iterator[Finding]:
+               installs: list[tuple[Command, Invocation, PoetryConfig]]) -> Iterator[Finding]:
         first, _, settings = installs[0]
         default = None if run.home is None else run.home.rstrip("/") + "/.cache/pypoetry"
         configured = settings.cache_dir()
@@ -187,7 +187,7 @@ class PoetryRule(Rule):
         return config
 
     @staticmethod
-    def _no_cache(installs: list[tuple[Command, Invocation, Settings]]) -> Iterator[Edit]:
+    def _no_cache(installs: list[tuple[Command, Invocation, PoetryConfig]]) -> Iterator[Edit]:
         """`--no-cache` (poetry's global option) goes once the RUN has a mount."""
         for command, call, _ in installs:
             yield from remove_words((w for w in call.args if w.value == "--no-cache"), previous_words(command))
