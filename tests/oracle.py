@@ -2,8 +2,8 @@
 
 Independent of cachefix's parser and shell analysis on purpose: a bug there must not hide
 itself here. A fix may add or change cache mounts, drop cache-defeating flags and cache
-clean-ups, disable apt's docker-clean hook, point pip's, uv's and poetry's caches elsewhere and
-set uv's link mode to copy; nothing else.
+clean-ups, disable apt's docker-clean hook, point pip's, uv's, poetry's, go's, composer's and
+Maven's caches elsewhere and set uv's link mode to copy; nothing else.
 """
 
 from __future__ import annotations
@@ -25,15 +25,22 @@ CACHE_PLUMBING = [
     re.compile(r"^(\S*/)?(conda|mamba|micromamba) (-\S+ )*clean( \S+)*$"),
     re.compile(r"^(\S*/)?poetry (-\S+ )*cache clear( \S+)*$"),
     re.compile(r"^(npm (-\S+ )*cache (clean|clear|rm)|yarn (-\S+ )*cache clean|pnpm (-\S+ )*store prune)( \S+)*$"),
+    re.compile(r"^go clean( -(cache|modcache|testcache|fuzzcache|x))+$"),
+    re.compile(r"^(\S*/)?composer(\.phar)? (-\S+ )*(clear-cache|clearcache|cc)$"),
+    re.compile(r"^(\S*/)?mvnw? (-\S+ )*dependency:purge-local-repository( -D\S+)*$"),
 ]
 CACHE_WORDS = re.compile(r"^(--no-cache-dir|PIP_NO_CACHE_DIR=\S*|PIP_CACHE_DIR=\S*"
                          r"|--no-cache|--update-cache"  # apk: --no-cache becomes --update-cache
                          r"|--setopt=keepcache=\S*"
                          r"|npm_config_cache=\S*|YARN_CACHE_FOLDER=\S*|YARN_GLOBAL_FOLDER=\S*|npm_config_store_dir=\S*"
-                         r"|UV_NO_CACHE=\S*|UV_CACHE_DIR=\S*|UV_LINK_MODE=copy|POETRY_CACHE_DIR=\S*)$")
+                         r"|UV_NO_CACHE=\S*|UV_CACHE_DIR=\S*|UV_LINK_MODE=copy|POETRY_CACHE_DIR=\S*"
+                         r"|GOMODCACHE=\S*|GOCACHE=\S*|COMPOSER_CACHE_DIR=\S*|-Dmaven\.repo\.local=\S*"
+                         r"|dependency:purge-local-repository)$")
 CACHE_PATH = re.compile(r"^(/var/lib/apt/lists|/var/cache/(apt|dnf|libdnf5|yum|tdnf|npm|yarn|pnpm)"
                         r"|\S*/\.npm|\S*/\.cache/yarn|\S*/pnpm/store"
-                        r"|\S*/\.cache/(uv|pypoetry)|/opt/conda/pkgs|\$\{?(UV|POETRY)_CACHE_DIR\}?)(/\S*)?$")
+                        r"|\S*/\.cache/(uv|pypoetry)|/opt/conda/pkgs|\$\{?(UV|POETRY)_CACHE_DIR\}?"
+                        r"|\S*/pkg/mod|\S*/\.cache/go-build|\S*/cargo/(registry|git)|\S*/\.cargo/(registry|git)"
+                        r"|\S*/\.m2/repository|\S*/\.gradle/caches|\S*/bundle/cache)(/\S*)?$")
 OPERATORS = {";", "&&", "||", "|", "&", "(", ")", ";;"}
 INSTRUCTIONS = {"ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
                 "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"}

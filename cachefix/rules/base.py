@@ -18,9 +18,18 @@ from dataclasses import dataclass, replace
 from cachefix.model import Edit, Finding, Position, Severity
 from cachefix.rewriter import edits
 from cachefix.rewriter.context import RunContext, command_env, expand
-from cachefix.rewriter.dockerfile import Dockerfile
+from cachefix.rewriter.dockerfile import Dockerfile, Instruction
 from cachefix.rewriter.mounts import CacheMount, ExistingMount, existing_mounts, is_within, same_path
-from cachefix.rewriter.shell import Assignment, Command, Word, iter_options, removal_spans
+from cachefix.rewriter.shell import (
+    SHELLS,
+    Assignment,
+    Command,
+    Word,
+    exec_form_commands,
+    iter_options,
+    removal_spans,
+)
+from cachefix.rewriter.shell import commands as shell_commands
 
 Span = tuple[int, int]
 
@@ -83,11 +92,12 @@ class Rule:
         return Finding(self.code, self.manager, message, start, Position(end.line, end.column + 1),
                        severity, tuple(fix))
 
-    def mount_edits(self, run: RunContext, wanted: Sequence[CacheMount],
-                    stale: Sequence[ExistingMount] = ()) -> tuple[list[Edit], list[CacheMount]]:
+    def mount_edits(self, run: RunContext, wanted: Sequence[CacheMount], stale: Sequence[ExistingMount] = (),
+                    *, several: bool = False) -> tuple[list[Edit], list[CacheMount]]:
         """Edits that put `wanted` mounts on the RUN: add the missing, correct the near misses,
         and replace `stale` mounts (ones meant for this manager that cache nothing, such as
         `/root/.cache/pip` for another user) rather than leave them beside the right one.
+        `several`: the rule puts other mounts on the RUN too (in other calls), see `_with_options`.
 
         Returns the edits and the mounts that were missing or wrong (empty: nothing to do).
         """
@@ -98,7 +108,7 @@ class Rule:
         out: list[Edit] = []
         changed: list[CacheMount] = []
         for mount in wanted:
-            mount = self._with_options(mount)
+            mount = self._with_options(mount, several=several or len(wanted) > 1)
             if any(mount.satisfied_by(m) for m in present):
                 continue
             changed.append(mount)
@@ -113,14 +123,15 @@ class Rule:
         return out, changed
 
     def user_cache(self, run: RunContext, dockerfile: Dockerfile, command: Command, target: str | None,
-                   default: str | None, env_var: str) -> UserCache | Finding | None:
+                   default: str | None, env_var: str, name: str | None = None) -> UserCache | Finding | None:
         """Where a cache that defaults to the home folder is mounted for the RUN's user.
 
         Root keeps `target`. Another user whose cache is still the default one gets a folder
         of its own outside the home (`/var/cache/<manager>-<uid>`, owned by it) with `env_var`
         pointing there: a mount under the home would leave root-owned folders in it. A user
         whose uid the file does not show, or an exec-form RUN (no place for the variable),
-        gets a finding instead. None: the manager's cache is not known for this user.
+        gets a finding instead. None: the manager's cache is not known for this user. `name`
+        tells a manager's caches apart in that folder's name (`go-build`, `go-mod`).
         """
         if run.uid is None:
             return self.finding(dockerfile, command_span(run, command),
@@ -133,7 +144,7 @@ class Rule:
             return self.finding(dockerfile, command_span(run, command),
                                 f"{self.manager} runs as a non-root user in an exec-form RUN; rewrite it in shell "
                                 f"form so {env_var} can point at a cache mount outside the home folder")
-        return UserCache(NON_ROOT_CACHE.format(name=self.manager, uid=run.uid), run.uid, run.gid, env_var)
+        return UserCache(NON_ROOT_CACHE.format(name=name or self.manager, uid=run.uid), run.uid, run.gid, env_var)
 
     def stale_mounts(self, run: RunContext, target: str, cache_name: str,
                      in_home: str | None = None) -> list[ExistingMount]:
@@ -196,10 +207,73 @@ class Rule:
                            f"add `{changed[0].render()}`"
                            + (f" and {placed.env_var}={placed.target}" if placed.env_var else "") + note, fix)
 
-    def _with_options(self, mount: CacheMount) -> CacheMount:
+    def mount_edits_under(self, dockerfile: Dockerfile, run: RunContext, wanted: Sequence[CacheMount],
+                          stale: Sequence[ExistingMount] = ()) -> tuple[list[Edit], list[CacheMount]]:
+        """`mount_edits` for caches inside a folder of settings (`~/.m2/repository`, `~/.gradle/caches`).
+
+        A cache mount the user put on the folder itself is kept, with the options `wanted`
+        needs, unless the file copies files into that folder (`settings.xml`,
+        `gradle.properties`): the mount hides them, so it is replaced by the `wanted` mounts.
+        """
+        present = [m for m in existing_mounts(run.instruction) if m.is_cache]
+        above = next((m for m in present if all(is_within(w.target, m.target) and not same_path(w.target, m.target)
+                                                for w in wanted)), None)
+        if above is None:
+            return self.mount_edits(run, wanted, stale)
+        if not copied_into(dockerfile, run, above.target):
+            return self.mount_edits(run, [replace(wanted[0], target=above.target)])
+        first, *rest = [self._with_options(w, several=len(wanted) > 1) for w in wanted]
+        return ([edits.replace_flag(above.flag, first.render()), *(edits.add_flag(run.instruction, m.render())
+                                                                   for m in rest)], list(wanted))
+
+    def mounts_finding(self, dockerfile: Dockerfile, run: RunContext, span: Span, fix: Sequence[Edit],
+                       changed: Sequence[CacheMount], cache_dirs: Sequence[str], what: str,
+                       is_clean_up: Callable[[Command], bool] = lambda command: False,
+                       env: Mapping[str, str] | None = None) -> Finding:
+        """The finding for a RUN that gains the `changed` mounts (`fix`), with the clean-ups that
+        would empty `cache_dirs` removed; or, where one cannot be, a finding that says why.
+        `what` starts the message ("cargo downloads crates without cache mounts")."""
+        plan = clean_up(run.commands, is_clean_up, cache_dirs, run.home, {**shell_env(run), **(env or {})})
+        if plan.breaker is not None:
+            return self.finding(dockerfile, command_span(run, plan.breaker), plan.problem(" and ".join(cache_dirs)))
+        mounts = " ".join(f"`{m.render()}`" for m in changed)
+        return self.finding(dockerfile, span, f"{what}: add {mounts}", [*fix, *plan.edits])
+
+    def home_not_writable(self, dockerfile: Dockerfile, run: RunContext, command: Command, variable: str,
+                          home: str, writable: bool) -> Finding | None:
+        """For a user that is not root, the finding when a cache inside `home` (CARGO_HOME,
+        GEM_HOME: folders the manager writes more into than its cache) cannot be mounted: the
+        uid is not known, or `home` is not known to be `writable` by the user, and a mount would
+        create it owned by root."""
+        if run.is_root:
+            return None
+        if run.uid is None:
+            found = self.user_cache(run, dockerfile, command, home, None, variable)
+            return found if isinstance(found, Finding) else None
+        if writable:
+            return None
+        return self.finding(dockerfile, command_span(run, command),
+                            f"{self.manager} runs as user '{run.user}' with {variable}={home}, which this file does "
+                            "not show to be writable by it: a cache mount inside it would create it owned by root. "
+                            f"Make it the user's, then mount the cache there with uid={run.uid},gid={run.gid}")
+
+    def owned_mount(self, target: str, name: str, uid: int | None, gid: int | None,
+                    sharing: str | None = None) -> CacheMount:
+        """A mount at a fixed place (one the manager cannot be pointed away from) for a user.
+        A user that is not root gets its uid on it and an id of its own: BuildKit applies
+        uid/gid only when it creates a cache, so sharing the default id (the target) with root's
+        builds could hand this user a root-owned cache it cannot write."""
+        if not uid:
+            return CacheMount(target, sharing=sharing)
+        return CacheMount(target, f"{self.options.id_prefix}{name}-{uid}", sharing, uid, gid)
+
+    def _with_options(self, mount: CacheMount, several: bool = False) -> CacheMount:
+        """Apply --id-prefix and --sharing; a rule with several mounts gets one id for each
+        (`<prefix>go-mod`, `<prefix>go-go-build`), or they would all share one cache."""
         prefix = self.options.id_prefix
         if prefix and mount.id is None:
-            mount = CacheMount(mount.target, f"{prefix}{self.manager}", mount.sharing, mount.uid, mount.gid)
+            name = f"{prefix}{self.manager}" + (f"-{mount.target.rstrip('/').rsplit('/', 1)[-1]}" if several else "")
+            mount = CacheMount(mount.target, name, mount.sharing, mount.uid, mount.gid)
         if self.options.sharing and mount.sharing is None:
             mount = CacheMount(mount.target, mount.id, self.options.sharing, mount.uid, mount.gid)
         return mount
@@ -452,3 +526,134 @@ def _find_starts(command: Command) -> list[Word]:
             break
         starts.append(word)
     return starts
+
+
+def image_name(run: RunContext) -> str:
+    """The stage's base image as Docker Hub names it, without registry, tag or digest (`golang`
+    for `docker.io/library/golang:1.22-alpine`), so a rule can know what that image sets."""
+    image = run.stage.base_image.split("@", 1)[0].lower()
+    name, colon, tag = image.rpartition(":")
+    if not colon or "/" in tag:  # `registry:5000/x` has a port, not a tag
+        name = image
+    return name.removeprefix("docker.io/").removeprefix("index.docker.io/").removeprefix("library/")
+
+
+def image_env(run: RunContext, command: Command, defaults: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """The environment a command sees, over what its base image sets (`defaults[image]`, such as
+    GOPATH=/go in `golang`): a Dockerfile does not show its base image's ENV."""
+    return {**defaults.get(image_name(run), {}), **command_env(run, command)}
+
+
+@dataclass(frozen=True)
+class _StageOutline:
+    name: str | None
+    parent: int | None  # the stage it is built FROM, when that is a stage of the file
+    instructions: tuple[Instruction, ...]
+
+
+def _outline(dockerfile: Dockerfile) -> list[_StageOutline]:
+    stages: list[_StageOutline] = []
+    names: dict[str, int] = {}
+    for instruction in dockerfile.instructions:
+        if instruction.keyword == "FROM":
+            values = instruction.value
+            base = values[0].lower() if values else ""
+            parent = names.get(base, int(base) if base.isdigit() and int(base) < len(stages) else None)
+            name = values[2].lower() if len(values) >= 3 and values[1].upper() == "AS" else None
+            if name:
+                names[name] = len(stages)
+            stages.append(_StageOutline(name, parent, ()))
+        elif stages:
+            last = stages[-1]
+            stages[-1] = _StageOutline(last.name, last.parent, (*last.instructions, instruction))
+    return stages
+
+
+def _runs(instruction: Instruction, uses: Callable[[Command], bool]) -> bool:
+    if instruction.json:
+        return any(uses(c) for c in exec_form_commands(instruction.value))
+    return any(uses(c) for c in shell_commands(" ".join(instruction.value)))
+
+
+def _lineage(stages: list[_StageOutline], index: int) -> list[int]:
+    """The stage and the stages it is built from, nearest first."""
+    found, parent = [index], stages[index].parent
+    while parent is not None and parent not in found:
+        found.append(parent)
+        parent = stages[parent].parent
+    return found
+
+
+def copied_into(dockerfile: Dockerfile, run: RunContext, folder: str) -> bool:
+    """Whether a COPY or ADD before this RUN (in its stage or one it is built from) puts files
+    into `folder`: a cache mount there would hide them, as one on `~/.m2` hides `settings.xml`."""
+    stages = _outline(dockerfile)
+    if run.stage.index >= len(stages):
+        return False
+    for index in _lineage(stages, run.stage.index):
+        for instruction in stages[index].instructions:
+            if instruction is run.instruction:
+                break
+            destination = instruction.value[-1] if instruction.value else ""
+            copies = instruction.keyword in ("COPY", "ADD") and destination.startswith("/")
+            if copies and is_within(destination, folder):
+                return True
+    return False
+
+
+def kept_after_build(dockerfile: Dockerfile, run: RunContext, folders: Sequence[str],
+                     uses: Callable[[Command], bool], what: str) -> str | None:
+    """The finding's message when `what` this RUN downloads into `folders` must stay in the
+    image (`what`: "go's modules"), or None.
+
+    A cache mount keeps the downloads out of the image. That is the point for a cache, but
+    not where the cache is also where the tool reads its dependencies from later: an image
+    whose CMD or ENTRYPOINT runs the tool (`go run .`, `mvn spring-boot:run`; `uses` says which
+    commands do) would download everything again at each start, or fail offline, and a
+    `COPY --from=` of the folder into another stage would copy an empty one.
+    """
+    stages = _outline(dockerfile)
+    if run.stage.index >= len(stages):
+        return None
+    family = {run.stage.index}
+    for index, stage in enumerate(stages):
+        if stage.parent in family:
+            family.add(index)
+    for index in sorted(family | set(_lineage(stages, run.stage.index))):
+        for instruction in stages[index].instructions:
+            if instruction.keyword in ("CMD", "ENTRYPOINT") and _runs(instruction, uses):
+                return _needed(what, folders, f"the image runs `{' '.join(instruction.value)}` when it starts")
+    sources = {str(i) for i in family} | {stages[i].name for i in family if stages[i].name}
+    for stage in stages:
+        for instruction in stage.instructions:
+            source = next((v for v in instruction.flag_values("from") if v), None)
+            if instruction.keyword in ("COPY", "ADD") and source is not None and source.lower() in sources:
+                for path in instruction.value[:-1]:
+                    if any(is_within(path, folder) for folder in folders):
+                        copy = f"{instruction.keyword} --from={source} {path}"
+                        return _needed(what, folders, f"`{copy}` copies them into another stage")
+    return None
+
+
+def script_command(command: Command) -> Command:
+    """The command a `sh ./mvnw package` or `php composer.phar install` runs: the script, with
+    the interpreter and its options (`php -d memory_limit=-1`) left out. `sh -c '...'` is not
+    one: the commands of its script are found on their own."""
+    if command.name not in SHELLS and command.name != "php":
+        return command
+    words = command.words[1:]
+    while words and (words[0].value or "").startswith("-"):
+        if command.name in SHELLS and "c" in (words[0].value or ""):
+            return command
+        words = words[2:] if command.name == "php" and words[0].value in ("-d", "-c") else words[1:]
+    return replace(command, words=words) if words else command
+
+
+def _needed(what: str, folders: Sequence[str], reason: str) -> str:
+    return (f"{what} in {folders[0]} must stay in the image ({reason}): a cache mount would leave them out, and "
+            "they would be downloaded again where they are used; keep this RUN as it is, or use what it builds")
+
+
+def shell_env(run: RunContext) -> dict[str, str]:
+    """What the RUN's shell expands `$VAR` with: ENV, ARG and HOME."""
+    return {**run.env, **({"HOME": run.home} if run.home else {})}

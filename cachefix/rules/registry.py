@@ -14,9 +14,15 @@ from functools import lru_cache
 from cachefix.rules.apk import ApkRule
 from cachefix.rules.apt import AptRule
 from cachefix.rules.base import Rule
+from cachefix.rules.bundler import BundlerRule
+from cachefix.rules.cargo import CargoRule
+from cachefix.rules.composer import ComposerRule
 from cachefix.rules.conda import CondaRule
 from cachefix.rules.dnf import DnfRule
+from cachefix.rules.go import GoRule
+from cachefix.rules.gradle import GradleRule
 from cachefix.rules.huggingface import HuggingFaceRule
+from cachefix.rules.maven import MavenRule
 from cachefix.rules.npm import NpmRule
 from cachefix.rules.pip import PipRule
 from cachefix.rules.pnpm import PnpmRule
@@ -26,7 +32,9 @@ from cachefix.rules.uv import UvRule
 from cachefix.rules.yarn import YarnRule
 
 BUILTIN: tuple[type[Rule], ...] = (SyntaxRule, PipRule, UvRule, PoetryRule, CondaRule, AptRule, ApkRule, DnfRule,
-                                   NpmRule, YarnRule, PnpmRule, HuggingFaceRule)
+                                   NpmRule, YarnRule, PnpmRule, HuggingFaceRule,
+                                   GoRule, CargoRule, MavenRule, GradleRule, ComposerRule,
+                                   BundlerRule)
 
 
 class UnknownRule(KeyError):

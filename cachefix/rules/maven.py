@@ -1,0 +1,206 @@
+"""CF503 maven: `mvn` / `./mvnw` without a locked cache mount on Maven's local repository."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterable, Iterator
+
+from cachefix.model import Edit, Finding
+from cachefix.rewriter import edits
+from cachefix.rewriter.context import RunContext, command_env
+from cachefix.rewriter.dockerfile import Dockerfile
+from cachefix.rewriter.mounts import existing_mounts, is_within
+from cachefix.rewriter.shell import Command, Word
+from cachefix.rules.base import (
+    Invocation,
+    Rule,
+    clean_up,
+    command_span,
+    invocation,
+    kept_after_build,
+    previous_words,
+    remove_words,
+    script_command,
+    shell_env,
+)
+
+MAVEN = frozenset({"mvn", "mvnw", "mvnd"})
+# Options whose value is the next word (so it is not a goal).
+TAKES_VALUE = frozenset({"-f", "--file", "-s", "--settings", "-gs", "--global-settings", "-t", "--toolchains",
+                         "-gt", "--global-toolchains", "-pl", "--projects", "-rf", "--resume-from", "-P",
+                         "--activate-profiles", "-T", "--threads", "-l", "--log-file", "-b", "--builder", "-D",
+                         "--define", "--color"})
+PURGE = "dependency:purge-local-repository"
+REPO_LOCAL = re.compile(r"-Dmaven\.repo\.local=(?P<path>\S+)")
+# Maven resolver 1.x (Maven 3.9) locks the local repository inside one JVM only by default,
+# so two builds sharing a cache must not run at once (maven-resolver, "About SyncContextFactory").
+SHARING = "locked"
+
+
+def maven(command: Command) -> Invocation | None:
+    """`mvn`, `./mvnw`, `mvnd`, also `sh mvnw`."""
+    return invocation(script_command(command), MAVEN, TAKES_VALUE)
+
+
+def goals(call: Invocation) -> list[Word]:
+    """The goals and phases: the operands, with option values skipped."""
+    found: list[Word] = []
+    skip = False
+    for word in call.args:
+        value = word.value or ""
+        if skip:
+            skip = False
+        elif value.startswith("-"):
+            skip = value in TAKES_VALUE
+        elif word.value is not None:
+            found.append(word)
+    return found
+
+
+def repository(run: RunContext, command: Command, call: Invocation) -> tuple[str | None, bool]:
+    """The local repository, and whether it is Maven's default (`~/.m2/repository`).
+
+    `-Dmaven.repo.local` (on the command line, or in MAVEN_OPTS / MAVEN_ARGS) overrides the
+    settings' `localRepository`; settings files themselves are not visible to cachefix.
+    """
+    env = command_env(run, command)
+    words = [w.value or "" for w in call.args]
+    for i, word in enumerate(words):
+        if word in ("-D", "--define") and i + 1 < len(words):
+            word = "-D" + words[i + 1]
+        match = REPO_LOCAL.fullmatch(word)
+        if match:
+            return posixpath.join(run.stage.workdir, match["path"]), False
+    for variable in ("MAVEN_ARGS", "MAVEN_OPTS"):
+        match = REPO_LOCAL.search(env.get(variable, ""))
+        if match:
+            return posixpath.join(run.stage.workdir, match["path"]), False
+    return None if run.home is None else f"{run.home.rstrip('/')}/.m2/repository", True
+
+
+class MavenRule(Rule):
+    """
+    ## What it does
+    Finds `mvn`, `./mvnw` and `mvnd` runs with goals in a RUN without a cache mount on Maven's
+    local repository, and adds one with `sharing=locked`.
+
+    ## Why is this bad?
+    Every rebuild of the layer downloads every plugin and dependency again. Maven keeps them in
+    its local repository, `~/.m2/repository` (`/root/.m2/repository` for root), or where
+    `-Dmaven.repo.local` points.
+
+    The mount goes on `.m2/repository`, not on `.m2`: a `settings.xml` copied into `.m2` would be
+    hidden by the mount, and Maven would build without its mirrors and credentials. A mount
+    already on `.m2` is moved to `.m2/repository` when the file copies something into `.m2`.
+
+    `sharing=locked`: Maven 3.9 coordinates access to the local repository between the
+    threads of one JVM only; two builds writing one cache at once could corrupt it.
+
+    For a user that is not root the repository moves out of the home folder
+    (`-Dmaven.repo.local=/var/cache/maven-UID`, a mount owned by that uid): a mount under
+    `~/.m2` would leave `~/.m2` owned by root, where `./mvnw` keeps the Maven it downloads.
+
+    ## Example
+    ```dockerfile
+    FROM maven:3.9-eclipse-temurin-21 AS build
+    COPY pom.xml .
+    RUN mvn -B dependency:go-offline
+    COPY src src
+    RUN mvn -B package -DskipTests
+    ```
+
+    ## Use instead
+    ```dockerfile
+    FROM maven:3.9-eclipse-temurin-21 AS build
+    COPY pom.xml .
+    RUN --mount=type=cache,target=/root/.m2/repository,sharing=locked mvn -B dependency:go-offline
+    COPY src src
+    RUN --mount=type=cache,target=/root/.m2/repository,sharing=locked mvn -B package -DskipTests
+    ```
+
+    ## Fix safety
+    Safe: `dependency:go-offline` only fills the repository, and every later mvn gets the same
+    mount. `dependency:purge-local-repository` and `rm -rf ~/.m2/repository` are removed from
+    the RUN that gains the mount. Not fixed, and reported instead: `rm -rf ~/.m2` (it would fail
+    on the mount point), an image that runs Maven when it starts (`mvn spring-boot:run` needs
+    the dependencies in the image), and a stage whose repository another stage copies. A
+    `localRepository` set in a settings file is not visible to cachefix: the mount then caches
+    nothing, and changes nothing either.
+    """
+
+    code = "CF503"
+    name = "maven-cache-mount"
+    manager = "maven"
+    summary = "mvn without a locked cache mount on Maven's local repository"
+    triggers = ("mvn",)
+
+    def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
+        calls = [(c, call) for c in run.commands if (call := maven(c)) is not None and goals(call)
+                 and not self._purges_only(c)]
+        if not calls:
+            return
+        first, first_call = calls[0]
+        span = command_span(run, first)
+        target, default = repository(run, first, first_call)
+        placed = self.user_cache(run, dockerfile, first, target, target if default else None, "maven.repo.local")
+        if isinstance(placed, Finding):
+            yield placed
+            return
+        if placed is None:
+            return
+        needed = kept_after_build(dockerfile, run, [placed.target], lambda c: maven(c) is not None,
+                                  "Maven's dependencies")
+        if needed is not None:
+            yield self.finding(dockerfile, span, needed)
+            return
+        mount = placed.mount(SHARING)
+        stale = [m for m in existing_mounts(run.instruction) if m.is_cache and _looks_like_repository(m.target)
+                 and not is_within(mount.target, m.target)]
+        fix, changed = self.mount_edits_under(dockerfile, run, [mount], stale)
+        if not changed:
+            return
+        plan = clean_up(run.commands, self._purges_only, [placed.target], run.home, shell_env(run))
+        if plan.breaker is not None:
+            yield self.finding(dockerfile, command_span(run, plan.breaker), plan.problem(placed.target))
+            return
+        if placed.env_var and any(not c.words or c.words[0].span is None for c, _ in calls):
+            yield self.finding(dockerfile, span, "mvn runs inside a quoted script where cachefix cannot add "
+                                                 f"-Dmaven.repo.local={placed.target} to it; add it there and "
+                                                 f"`{mount.render()}`")
+            return
+        fix.extend(plan.edits)
+        fix.extend(self._purge_goals(calls))
+        if placed.env_var:
+            fix.extend(self._repo_local(calls, placed.target))
+        yield self.finding(dockerfile, span,
+                           f"Maven downloads without a locked cache mount on {placed.target}: use "
+                           f"`{changed[0].render()}`"
+                           + (f" and -Dmaven.repo.local={placed.target}" if placed.env_var else ""), fix)
+
+    @staticmethod
+    def _purges_only(command: Command) -> bool:
+        call = maven(command)
+        return call is not None and [w.value for w in goals(call)] == [PURGE]
+
+    @staticmethod
+    def _purge_goals(calls: list[tuple[Command, Invocation]]) -> Iterator[Edit]:
+        """`dependency:purge-local-repository` next to other goals: the goal goes, they stay."""
+        for command, call in calls:
+            words = [w for w in goals(call) if w.value == PURGE]
+            if words and len(words) < len(goals(call)):
+                yield from remove_words(words, previous_words(command))
+
+    @staticmethod
+    def _repo_local(calls: list[tuple[Command, Invocation]], target: str) -> Iterator[Edit]:
+        """` -Dmaven.repo.local=TARGET` right after `mvn` (a user's repository moved out of home)."""
+        for command, _ in calls:
+            program = script_command(command).words[0]
+            if program.span is not None:
+                yield edits.insert(program.span[1], f" -Dmaven.repo.local={target}")
+
+
+def _looks_like_repository(target: str) -> bool:
+    """A mount someone meant for Maven: `.../.m2`, `.../.m2/repository`, or cachefix's `maven-UID`."""
+    folder = target.rstrip("/")
+    return folder.endswith(("/.m2", "/.m2/repository")) or re.fullmatch(r".*/maven-\d+", folder) is not None
