@@ -28,6 +28,7 @@ CACHE_PLUMBING = [
     re.compile(r"^go clean( -(cache|modcache|testcache|fuzzcache|x))+$"),
     re.compile(r"^(\S*/)?composer(\.phar)? (-\S+ )*(clear-cache|clearcache|cc)$"),
     re.compile(r"^(\S*/)?mvnw? (-\S+ )*dependency:purge-local-repository( -D\S+)*$"),
+    re.compile(r"^(pip[0-9.]*|python[0-9.]* -m pip) cache purge$"),
 ]
 CACHE_WORDS = re.compile(r"^(--no-cache-dir|PIP_NO_CACHE_DIR=\S*|PIP_CACHE_DIR=\S*"
                          r"|--no-cache|--update-cache"  # apk: --no-cache becomes --update-cache
@@ -38,7 +39,7 @@ CACHE_WORDS = re.compile(r"^(--no-cache-dir|PIP_NO_CACHE_DIR=\S*|PIP_CACHE_DIR=\
                          r"|dependency:purge-local-repository)$")
 CACHE_PATH = re.compile(r"^(/var/lib/apt/lists|/var/cache/(apt|dnf|libdnf5|yum|tdnf|npm|yarn|pnpm)"
                         r"|\S*/\.npm|\S*/\.cache/yarn|\S*/pnpm/store"
-                        r"|\S*/\.cache/(uv|pypoetry)|/opt/conda/pkgs|\$\{?(UV|POETRY)_CACHE_DIR\}?"
+                        r"|\S*/\.cache/(uv|pypoetry|pip)|/opt/conda/pkgs|\$\{?(UV|POETRY)_CACHE_DIR\}?"
                         r"|\S*/pkg/mod|\S*/\.cache/go-build|\S*/cargo/(registry|git)|\S*/\.cargo/(registry|git)"
                         r"|\S*/\.m2/repository|\S*/\.gradle/caches|\S*/bundle/cache)(/\S*)?$")
 OPERATORS = {";", "&&", "||", "|", "&", "(", ")", ";;"}

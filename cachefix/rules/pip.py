@@ -10,7 +10,7 @@ from cachefix.rewriter.context import RunContext, command_env
 from cachefix.rewriter.dockerfile import Dockerfile
 from cachefix.rewriter.mounts import is_within
 from cachefix.rewriter.shell import Command, Word, iter_options
-from cachefix.rules.base import Rule, command_span, delete_assignment, env_prefixes, previous_words, remove_words
+from cachefix.rules.base import Rule, command_span, delete_assignment, previous_words, remove_words
 
 _PIP = re.compile(r"pip(\d+(\.\d+)*)?")
 _PYTHON = re.compile(r"python(\d+(\.\d+)*)?")
@@ -51,6 +51,12 @@ def cache_dir(env: dict[str, str], home: str | None, arguments: tuple[Word, ...]
     if env.get("XDG_CACHE_HOME"):
         return env["XDG_CACHE_HOME"].rstrip("/") + "/pip"
     return None if home is None else home.rstrip("/") + "/.cache/pip"
+
+
+def is_cache_purge(command: Command) -> bool:
+    """`pip cache purge` (also `python -m pip cache purge`) empties the cache."""
+    arguments = pip_arguments(command)
+    return arguments is not None and [w.value for w in arguments[:2]] == ["cache", "purge"]
 
 
 def destinations(arguments: tuple[Word, ...]) -> Iterator[str]:
@@ -129,16 +135,8 @@ class PipRule(Rule):
                                        f"pip writes its result to {destination}, inside its cache {target}: a cache "
                                        "mount there would keep the result out of the image; install elsewhere")
                     return
-        mount = placed.mount()
-        fix, changed = self.mount_edits(run, [mount], self.stale_mounts(run, target, "pip"))
-        if not changed:
-            return
-        fix.extend(self._cache_defeaters(pips))
-        fix.extend(env_prefixes((c for c, _ in pips), placed))
-        yield self.finding(dockerfile, command_span(run, first),
-                           f"pip downloads without a cache mount on {target}: add `{changed[0].render()}`"
-                           + (f" and PIP_CACHE_DIR={target}" if placed.env_var else ""),
-                           fix)
+        yield from self.user_cache_fix(run, dockerfile, [c for c, _ in pips], placed, is_cache_purge,
+                                       stale_in_home=".cache/pip", extra=list(self._cache_defeaters(pips)))
 
     @staticmethod
     def _cache_defeaters(pips: list[tuple[Command, tuple[Word, ...]]]) -> Iterator[Edit]:
