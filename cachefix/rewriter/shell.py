@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import tree_sitter
 import tree_sitter_bash
@@ -63,7 +63,7 @@ class Command:
     in_pipeline: bool = False
     substituted: bool = False  # runs inside `$(...)`: its output is used by another command
 
-    @property
+    @cached_property
     def name(self) -> str:
         """The program's base name (`/usr/bin/pip3` → `pip3`), or "" when not static."""
         if not self.words or self.words[0].value is None:
@@ -128,6 +128,8 @@ def _static_value(node: tree_sitter.Node, src: _Source) -> str | None:
         text = src.node_text(node)
         if "$" in text or "`" in text:
             return None
+        if "\\" not in text:
+            return text
         out, escaped = [], False
         for ch in text:
             if escaped or ch != "\\":
@@ -159,15 +161,15 @@ def _word(node: tree_sitter.Node, src: _Source) -> Word:
     return Word(src.node_text(node), _static_value(node, src), src.file_span(node.start_byte, node.end_byte))
 
 
-def _inner_script(cmd_node: tree_sitter.Node, words: Sequence[tree_sitter.Node], src: _Source) -> _Source | None:
+def _inner_script(command: Command, nodes: Sequence[tree_sitter.Node], src: _Source) -> _Source | None:
     """The script of `sh -c '...'`, mapped back into the file where the quoting allows."""
-    names = [_static_value(w, src) for w in words]
-    if not names or names[0] is None or os.path.basename(names[0]) not in SHELLS:
+    if command.name not in SHELLS:
         return None
+    names = command.values()
     for i, flag in enumerate(names[1:-1], start=1):
         if flag and flag.startswith("-") and not flag.startswith("--") and "c" in flag:
-            script_node = words[i + 1]
-            value = _static_value(script_node, src)
+            script_node = nodes[i + 1]
+            value = names[i + 1]
             if value is None:
                 return None
             raw = src.node_text(script_node)
@@ -213,32 +215,43 @@ def _operand(node: tree_sitter.Node, forward: bool) -> tree_sitter.Node | None:
     return sibling
 
 
+@lru_cache(maxsize=1)
+def _command_query() -> tree_sitter.Query:
+    return tree_sitter.Query(tree_sitter.Language(tree_sitter_bash.language()), "(command) @command")
+
+
+SUBSTITUTIONS = ("command_substitution", "process_substitution")
+
+
+def _substituted(node: tree_sitter.Node) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if parent.type in SUBSTITUTIONS:
+            return True
+        parent = parent.parent
+    return False
+
+
 class _Walker:
-    """Collects simple commands in source order, descending into lists, pipelines, subshells,
-    compound statements, control flow, command substitutions and `sh -c` strings."""
+    """Collects simple commands in source order: in lists, pipelines, subshells, compound
+    statements, control flow and command substitutions (found by a tree-sitter query, in C),
+    and in `sh -c` strings (parsed in turn)."""
 
     def __init__(self) -> None:
         self.commands: list[Command] = []
-        self._substitution_depth = 0
 
     def walk(self, src: _Source) -> None:
         tree = _parser().parse(src.data)
-        self._visit(tree.root_node, src)
-
-    def _visit(self, node: tree_sitter.Node, src: _Source) -> None:
-        if node.type == "command":
+        found = tree_sitter.QueryCursor(_command_query()).captures(tree.root_node).get("command", [])
+        for node in sorted(found, key=lambda n: n.start_byte):
             self._command(node, src)
-        elif node.type in ("command_substitution", "process_substitution"):
-            self._substitution(node, src)
-        else:
-            for child in node.children:
-                self._visit(child, src)
 
     def _command(self, node: tree_sitter.Node, src: _Source) -> None:
         assignments: list[Assignment] = []
         words: list[tree_sitter.Node] = []
         for child in node.named_children:
-            if child.type == "variable_assignment":
+            kind = child.type
+            if kind == "variable_assignment":
                 name = child.child_by_field_name("name")
                 value = child.child_by_field_name("value")
                 assignments.append(Assignment(
@@ -246,9 +259,9 @@ class _Walker:
                     _static_value(value, src) if value is not None else "",
                     src.file_span(child.start_byte, child.end_byte),
                 ))
-            elif child.type == "command_name":
+            elif kind == "command_name":
                 words.append(child.named_children[0] if child.named_children else child)
-            elif child.type not in ("file_redirect", "herestring_redirect", "comment"):
+            elif kind not in ("file_redirect", "herestring_redirect", "comment"):
                 words.append(child)
         # A command's position in its list decides whether it can be removed on its own.
         anchor = node
@@ -256,7 +269,7 @@ class _Walker:
             anchor = anchor.parent
         in_pipeline = anchor.parent is not None and anchor.parent.type == "pipeline"
         before, after = _join(anchor, forward=False), _join(anchor, forward=True)
-        self.commands.append(Command(
+        command = Command(
             assignments=tuple(assignments),
             words=tuple(_word(w, src) for w in words),
             span=src.file_span(anchor.start_byte, anchor.end_byte),
@@ -266,26 +279,12 @@ class _Walker:
             previous_end=_edge(_operand(anchor, forward=False), src, end=True),
             next_start=_edge(_operand(anchor, forward=True), src, end=False),
             in_pipeline=in_pipeline,
-            substituted=self._substitution_depth > 0,
-        ))
-        inner = _inner_script(node, words, src)
+            substituted=_substituted(node),
+        )
+        self.commands.append(command)
+        inner = _inner_script(command, words, src)
         if inner is not None:
             self.walk(inner)
-        for child in node.named_children:  # $(...) inside arguments run too
-            self._visit_substitutions(child, src)
-
-    def _visit_substitutions(self, node: tree_sitter.Node, src: _Source) -> None:
-        if node.type in ("command_substitution", "process_substitution"):
-            self._substitution(node, src)
-            return
-        for child in node.children:
-            self._visit_substitutions(child, src)
-
-    def _substitution(self, node: tree_sitter.Node, src: _Source) -> None:
-        self._substitution_depth += 1
-        for child in node.children:
-            self._visit(child, src)
-        self._substitution_depth -= 1
 
 
 def _removable(node: tree_sitter.Node, before: str, after: str) -> bool:
