@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
+import multiprocessing
+import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
@@ -114,6 +118,40 @@ def process(path: Path, settings: Settings, report: LintReport, *, fixing: bool,
     return result
 
 
+# Below this many files one process is quicker than starting workers.
+PARALLEL_FROM = 48
+_jobs: list[Job] = []  # what forked workers lint, inherited rather than pickled
+
+
+def _lint_job(index: int, fixing: bool, write: bool) -> tuple[FileResult | None, list[FileError]]:
+    job = _jobs[index]
+    report = LintReport(fixing=fixing)
+    result = process(job.path, job.settings, report, fixing=fixing, write=write)
+    if result is not None:
+        report.files.remove(result)
+    return result, report.errors
+
+
+def lint_all(jobs: list[Job], *, fixing: bool, write: bool) -> Iterator[tuple[Job, tuple[FileResult | None,
+                                                                                     list[FileError]]]]:
+    """Each job with its result, in order; a large tree is split over the CPUs (forked workers:
+    the rules are imported once, before the fork)."""
+    global _jobs
+    _jobs = jobs
+    workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
+    if len(jobs) < PARALLEL_FROM or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        for index, job in enumerate(jobs):
+            yield job, _lint_job(index, fixing, write)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        chunk = max(1, len(jobs) // (workers * 4))
+        results = pool.map(functools.partial(_lint_job, fixing=fixing, write=write), range(len(jobs)),
+                           chunksize=chunk)
+        yield from zip(jobs, results, strict=True)
+
+
 def unified_diff(result: FileResult) -> str:
     return "".join(difflib.unified_diff(
         result.original.splitlines(keepends=True), (result.fixed or "").splitlines(keepends=True),
@@ -143,10 +181,13 @@ def run_lint(args: argparse.Namespace) -> int:
     # In --diff mode the report describes the fixed text, as if the diff had been applied.
     report = LintReport(fixing=fixing)
     failing = False
-    for job in with_progress(jobs, "Fixing" if fixing else "Checking", enabled=not args.quiet):
-        result = process(job.path, job.settings, report, fixing=fixing, write=fixing and not diff_only)
+    outcomes = lint_all(jobs, fixing=fixing, write=fixing and not diff_only)
+    for job, (result, errors) in with_progress(outcomes, len(jobs), "Fixing" if fixing else "Checking",
+                                               enabled=not args.quiet):
+        report.errors.extend(errors)
         if result is None:
             continue
+        report.files.append(result)
         if diff_only and result.changed:
             sys.stdout.write(unified_diff(result))
         left = result.remaining if fixing else result.findings

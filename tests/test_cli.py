@@ -201,3 +201,15 @@ def test_ai_stack_end_to_end(tmp_path: Path) -> None:
     check = json.loads(cachefix("check", "--format", "json", str(tree)).stdout)
     assert check["findings"] == []
     assert [e["file"] for e in check["errors"]] == [str(invalid)]
+
+
+def test_a_large_tree_is_linted_in_parallel_with_the_same_result(tmp_path: Path) -> None:
+    for i in range(60):  # above the size where workers are started
+        write(tmp_path / f"svc{i:02}" / "Dockerfile", f"FROM python:3.12\nRUN {PIP_INSTALL}\n")
+    write(tmp_path / "svc30" / "Dockerfile", "FROM python:3.12\nnot an instruction\n")
+    check = json.loads(cachefix("check", "--format", "json", str(tmp_path)).stdout)
+    assert [Path(f["file"]).parent.name for f in check["findings"]] == [f"svc{i:02}" for i in range(60) if i != 30]
+    assert [Path(e["file"]).parent.name for e in check["errors"]] == ["svc30"]
+    assert cachefix(str(tmp_path)).returncode == 2
+    fixed = [p for p in tmp_path.rglob("Dockerfile") if "--mount=type=cache" in p.read_text()]
+    assert len(fixed) == 59

@@ -6,7 +6,7 @@ rich is imported only then: a hook or CI job (stderr not a terminal) never pays 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 MIN_FILES = 20  # fewer files are checked faster than a bar could be read
@@ -14,8 +14,8 @@ MIN_FILES = 20  # fewer files are checked faster than a bar could be read
 T = TypeVar("T")
 
 
-def with_progress(things: Sequence[T], label: str, *, enabled: bool = True) -> Iterator[T]:
-    if not enabled or len(things) < MIN_FILES or not sys.stderr.isatty():
+def with_progress(things: Iterable[T], total: int, label: str, *, enabled: bool = True) -> Iterator[T]:
+    if not enabled or total < MIN_FILES or not sys.stderr.isatty():
         yield from things
         return
     from rich.console import Console
@@ -23,7 +23,7 @@ def with_progress(things: Sequence[T], label: str, *, enabled: bool = True) -> I
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task(label, total=len(things))
+        task = progress.add_task(label, total=total)
         for thing in things:
             yield thing
             progress.advance(task)
