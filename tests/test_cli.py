@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import write
 from tests.oracle import parse as oracle_parse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,11 +26,6 @@ def cachefix(*args: str, cwd: Path | None = None, env: dict[str, str] | None = N
     return subprocess.run([sys.executable, "-m", "cachefix", *args], capture_output=True, text=True, cwd=cwd,
                           env={**os.environ, **(env or {})}, timeout=120)
 
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cachefix.cli import main
+from tests.helpers import write
 
 APT_AND_PIP = "FROM debian\nRUN apt-get update && apt-get install -y python3-pip && pip install flask\n"
 PIP = "FROM python:3.12\nRUN pip install flask\n"
@@ -18,11 +19,6 @@ PIP = "FROM python:3.12\nRUN pip install flask\n"
 def in_tmp(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
 
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
 
 
 def check(capsys, *args: str) -> tuple[int, str, str]:

@@ -16,6 +16,7 @@ from sarif.loader import load_sarif_file
 
 from cachefix.cli import main
 from cachefix.report.github import escape_data, escape_property
+from tests.helpers import write
 
 SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
 FORMATS = ("text", "json", "sarif", "github", "gitlab")
@@ -29,11 +30,6 @@ APT_AND_PIP = "FROM debian\nRUN apt-get update && apt-get install -y curl\nRUN p
 def in_tmp(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
 
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
