@@ -102,6 +102,7 @@ class Rule:
         Returns the edits and the mounts that were missing or wrong (empty: nothing to do).
         """
         stale = list(stale)
+        wanted = one_lock(wanted)
         written = existing_mounts(run.instruction)
         # BuildKit expands ARG and ENV values in mount options (`target=$POETRY_CACHE_DIR`).
         present = [ExistingMount(m.flag, {k: expand(v, run.env) for k, v in m.options.items()}) for m in written]
@@ -277,6 +278,23 @@ class Rule:
         if self.options.sharing and mount.sharing is None:
             mount = CacheMount(mount.target, mount.id, self.options.sharing, mount.uid, mount.gid)
         return mount
+
+
+def one_lock(mounts: Sequence[CacheMount]) -> list[CacheMount]:
+    """Keep `sharing=locked` on the first of a rule's mounts only.
+
+    BuildKit holds a locked mount for the whole RUN, so one lock already serialises every RUN
+    that carries the rule's mounts; and buildah before 1.29 (Debian bookworm has 1.28) releases
+    only one locked mount of a RUN, so the next RUN waits forever on the other (buildah#4349).
+    """
+    out, locked = [], False
+    for mount in mounts:
+        if mount.sharing == "locked":
+            if locked:
+                mount = replace(mount, sharing=None)
+            locked = True
+        out.append(mount)
+    return out
 
 
 def _merge(existing: ExistingMount, wanted: CacheMount) -> str:
