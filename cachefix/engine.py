@@ -71,7 +71,18 @@ def _checked(dockerfile: Dockerfile, settings: Settings) -> tuple[list[Finding],
         return [], []
     suppressions = Suppressions.read(dockerfile)
     kept, silenced = suppressions.partition(_rule_findings(dockerfile, settings))
-    return _in_order([*kept, *suppressions.problems]), _in_order(silenced)
+    return _in_order([*_unless_pinned_too_old(dockerfile, kept), *suppressions.problems]), _in_order(silenced)
+
+
+def _unless_pinned_too_old(dockerfile: Dockerfile, findings: list[Finding]) -> list[Finding]:
+    """Mount fixes are withheld when `# syntax=` pins by digest a frontend without `RUN --mount`:
+    only the user can renew the digest, and a mount would break the build until then."""
+    if not any(_adds_mount(f.edits) for f in findings) or any(f.code == SyntaxRule.code for f in findings):
+        return findings
+    blocker = SyntaxRule().pinned_too_old(dockerfile, adds_mounts=True)
+    if blocker is None:
+        return findings
+    return [blocker, *(replace(f, edits=()) if _adds_mount(f.edits) else f for f in findings)]
 
 
 def lint(dockerfile: Dockerfile, settings: Settings) -> list[Finding]:

@@ -17,8 +17,9 @@ import dockerfile
 CACHE_PLUMBING = [
     re.compile(r"^rm -(rf|fr|r|f|Rf) (/var/lib/apt/lists|/var/cache/apt)\S*( \S+)*$"),
     re.compile(r"^(apt-get|apt) (-\S+ )*(clean|autoclean)$"),
-    re.compile(r"^rm -f /etc/apt/apt\.conf\.d/docker-clean$"),
+    re.compile(r"^(sudo )?rm -f /etc/apt/apt\.conf\.d/docker-clean$"),
     re.compile(r"^echo .*Keep-Downloaded-Packages.*$"),
+    re.compile(r"^sudo tee /etc/apt/apt\.conf\.d/keep-cache > /dev/null$"),
     re.compile(r"^apk (-\S+ )*cache clean$"),
     re.compile(r"^(dnf|dnf5|yum|microdnf|tdnf) (-\S+ )*clean \S+$"),
     re.compile(r"^(\S*/)?uv (-\S+ )*(cache (clean|prune)|clean)( \S+)*$"),

@@ -87,6 +87,12 @@ def _error_lines(report: LintReport) -> list[Line]:
              ("error", "error"), (f": {error.message}", None)] for error in report.errors]
 
 
+def _fixed(result: FileResult) -> list[Finding]:
+    """The findings of the original that the fixed text no longer has."""
+    left = {(f.code, f.message) for f in result.remaining}
+    return [f for f in result.findings if (f.code, f.message) not in left]
+
+
 def _summary(report: LintReport) -> Line:
     files = len(report.files) + len(report.errors)
     ignored = sum(len(r.ignored) for r in report.files)
@@ -94,7 +100,7 @@ def _summary(report: LintReport) -> Line:
     notes += f"; {ignored} silenced by `# cachefix: ignore`" if ignored else ""
     if report.fixing:
         fixed_files = sum(1 for r in report.files if r.changed)
-        fixed = sum(len(r.findings) - len(r.remaining) for r in report.files if r.changed)
+        fixed = sum(len(_fixed(r)) for r in report.files if r.changed)
         left = len(report.findings)
         text = (f"Fixed {_plural(fixed, 'finding')} in {_plural(fixed_files, 'file')} "
                 f"of {files} checked; {left} left{notes}.")

@@ -9,6 +9,7 @@ what each package manager makes of the environment is the rules' business.
 
 from __future__ import annotations
 
+import getopt
 import re
 import shlex
 from collections.abc import Iterable, Iterator, Mapping
@@ -27,6 +28,7 @@ _IMAGE_USERS = (
 )
 # Users that exist in well-known images (so `USER node` has a known uid).
 _IMAGE_ACCOUNTS = (
+    ("", "nobody", 65534, 65534, "/nonexistent"),  # every Debian, Ubuntu, Alpine and Fedora image
     ("node", "node", 1000, 1000, "/home/node"),
     ("mambaorg/micromamba", "mambauser", 57439, 57439, "/home/mambauser"),
 )
@@ -57,6 +59,7 @@ class Stage:
     accounts: dict[str, Account] = field(default_factory=dict)
     groups: dict[str, int] = field(default_factory=dict)
     facts: set[str] = field(default_factory=set)  # things earlier RUNs did, e.g. "apt-keep-debs"
+    windows: bool = False  # a Windows base image: Linux cache paths mean nothing there
 
     def derive(self, index: int, name: str | None) -> Stage:
         return replace(self, index=index, name=name, env=dict(self.env), args={},
@@ -153,11 +156,17 @@ def _base_image_defaults(stage: Stage) -> None:
     image = stage.base_image.split("@")[0].rsplit(":", 1)[0] if stage.base_image else ""
     short = image.removeprefix("docker.io/").removeprefix("library/")
     for name, user, uid, gid, home in _IMAGE_ACCOUNTS:
-        if short == name or short.startswith(name + ":"):
+        if not name or short == name or short.startswith(name + ":"):
             stage.accounts[user] = Account(user, uid, gid, home)
     for name, user, *_ in _IMAGE_USERS:
         if short == name:
             stage.user = user
+
+
+def is_windows_image(image: str) -> bool:
+    """`mcr.microsoft.com/windows/servercore`, `python:3.13-windowsservercore-ltsc2022`, nanoserver."""
+    name = image.lower()
+    return any(word in name for word in ("windows", "nanoserver", "servercore"))
 
 
 def _key_values(instruction: Instruction) -> Iterator[tuple[str, str]]:
@@ -173,51 +182,65 @@ def _int(text: str | None) -> int | None:
 ACCOUNT_COMMANDS = ("useradd", "adduser", "groupadd", "addgroup")
 
 
+# How each tool spells its options (getopt syntax), so `useradd -mu 1002 app` and
+# `useradd -ms /bin/bash -u 1002 app` are read as the tool reads them. BusyBox's adduser
+# (Alpine) differs from shadow's: there `-g` is the GECOS field and `-G` the group.
+_USERADD = ("u:g:d:s:c:G:k:e:f:K:p:b:R:P:Z:mMrNUolD",
+            ["uid=", "gid=", "home-dir=", "shell=", "comment=", "groups=", "skel=", "expiredate=", "inactive=",
+             "key=", "password=", "base-dir=", "root=", "prefix=", "selinux-user=", "create-home",
+             "no-create-home", "system", "no-user-group", "user-group", "non-unique", "no-log-init", "defaults"])
+_ADDUSER = ("h:g:s:G:u:k:SDH",
+            ["uid=", "gid=", "home=", "shell=", "ingroup=", "gecos=", "comment=", "firstuid=", "lastuid=",
+             "conf=", "add-extra-groups", "disabled-password", "disabled-login", "no-create-home", "system",
+             "group", "quiet", "debug", "force-badname", "allow-badname", "allow-all-names", "home-dir="])
+_GROUPADD = ("g:K:p:R:P:fro", ["gid=", "key=", "password=", "root=", "prefix=", "force", "system", "non-unique",
+                               "users="])
+_ADDGROUP = ("g:S", ["gid=", "system", "quiet", "debug", "conf="])
+_SPELLINGS = {"useradd": _USERADD, "adduser": _ADDUSER, "groupadd": _GROUPADD, "addgroup": _ADDGROUP}
+
+
+def _parsed_options(command: Command) -> tuple[dict[str, str], list[str]] | None:
+    """Options (last one wins, `-u`/`--uid` both as given) and operands, or None if unreadable."""
+    short, long = _SPELLINGS[command.name]
+    argv = [w.value for w in command.args]
+    if any(a is None for a in argv):
+        return None
+    try:
+        options, operands = getopt.gnu_getopt(argv, short, long)
+    except getopt.GetoptError:
+        return None
+    return dict(options), operands
+
+
 def _learn_accounts(stage: Stage, found: list[Command]) -> None:
     """Remember users and groups created by useradd/adduser/groupadd/addgroup."""
     for cmd in found:
-        argv = [w.value or "" for w in cmd.words]
+        if cmd.name not in _SPELLINGS:
+            continue
+        parsed = _parsed_options(cmd)
+        if parsed is None:
+            continue
+        options, operands = parsed
+        if not operands:
+            continue
         if cmd.name in ("groupadd", "addgroup"):
-            gid = _option(argv, ("-g", "--gid"))
-            names = _positionals(argv, {"-g", "--gid", "-K", "--key"})
-            if names and _int(gid) is not None:
-                stage.groups[names[-1]] = int(gid)  # type: ignore[arg-type]
-        elif cmd.name in ("useradd", "adduser"):
-            names = _positionals(argv, {"-u", "--uid", "-g", "--gid", "--ingroup", "-d", "--home-dir", "--home",
-                                        "-s", "--shell", "-c", "--comment", "--gecos", "-G", "--groups",
-                                        "-k", "--skel", "-e", "-f", "-K", "-p"})
-            if not names:
-                continue
-            name = names[0]
-            uid = _int(_option(argv, ("-u", "--uid")))
-            group = _option(argv, ("-g", "--gid", "--ingroup"))
-            gid = _int(group) if group and group.isdigit() else stage.groups.get(group or name, uid)
-            home = _option(argv, ("-d", "--home-dir", "--home")) or f"/home/{name}"
-            stage.accounts[name] = Account(name, uid, gid, home)
-
-
-def _option(argv: list[str], names: tuple[str, ...]) -> str | None:
-    for i, arg in enumerate(argv):
-        for name in names:
-            if arg == name and i + 1 < len(argv):
-                return argv[i + 1]
-            if name.startswith("--") and arg.startswith(name + "="):
-                return arg.split("=", 1)[1]
-            if not name.startswith("--") and arg.startswith(name) and len(arg) > len(name) and arg[len(name)].isdigit():
-                return arg[len(name):]
-    return None
-
-
-def _positionals(argv: list[str], takes_value: set[str]) -> list[str]:
-    out, skip = [], False
-    for arg in argv[1:]:
-        if skip:
-            skip = False
-        elif arg in takes_value:
-            skip = True
-        elif not arg.startswith("-"):
-            out.append(arg)
-    return out
+            gid = _int(options.get("-g") or options.get("--gid"))
+            if gid is not None:
+                stage.groups[operands[-1]] = gid
+            continue
+        if cmd.name == "adduser" and len(operands) > 1:
+            continue  # `adduser user group` adds an existing user to a group
+        name = operands[0]
+        uid = _int(options.get("-u") or options.get("--uid"))
+        if cmd.name == "useradd":
+            group = options.get("-g") or options.get("--gid")
+            home = options.get("-d") or options.get("--home-dir")
+        else:  # Debian's adduser (long options) or BusyBox's (short ones, -g being GECOS there)
+            group = options.get("--gid") or options.get("--ingroup") or options.get("-G")
+            home = options.get("--home") or options.get("-h")
+        gid = _int(group) if group and group.isdigit() else stage.groups.get(group or name, uid)
+        home = home or f"/home/{name}"
+        stage.accounts[name] = Account(name, uid, gid, home)
 
 
 def resolve_user(stage: Stage) -> tuple[int | None, int | None, str | None]:
@@ -305,6 +328,8 @@ def run_contexts(dockerfile: Dockerfile) -> Iterator[RunContext]:
         elif keyword == "WORKDIR" and instruction.value:
             path = expand(instruction.value[0], variables)
             stage.workdir = path if path.startswith("/") else f"{stage.workdir.rstrip('/')}/{path}"
+        elif stage.windows:
+            continue  # RUN on Windows: no Linux cache paths, no POSIX shell
         elif keyword == "RUN" or (keyword == "ONBUILD" and instruction.inner and instruction.inner.keyword == "RUN"):
             run = RunContext(instruction, stage, dict(variables), *resolve_user(stage))
             yield run
@@ -321,7 +346,7 @@ def _start_stage(instruction: Instruction, stages: list[Stage], global_args: dic
         parent = stages[int(image)]
     if parent is not None:
         return parent.derive(len(stages), name)
-    stage = Stage(index=len(stages), name=name, base_image=image)
+    stage = Stage(index=len(stages), name=name, base_image=image, windows=is_windows_image(image))
     _base_image_defaults(stage)
     return stage
 

@@ -27,6 +27,7 @@ class Frontend:
     image: str
     version: Version | None  # None: a floating tag such as `:1`-less `latest`
     suffix: str
+    pinned: bool = False  # `@sha256:...`: the tag cannot be changed without a new digest
 
     def at_least(self, needed: Version) -> bool:
         return self.version is None or self.version >= needed
@@ -38,13 +39,13 @@ class Frontend:
 def parse_frontend(value: str) -> Frontend | None:
     """None for a frontend that is not Docker's own (left alone)."""
     match = _FRONTEND.match(value.strip())
-    if match is None or match.group("digest"):
+    if match is None:
         return None
     tag = match.group("tag")
     version = tuple(int(p) for p in tag.split(".") if p) if tag else None
     if version is not None and len(version) == 1:
         version = None  # `:1` floats to the newest 1.x, which has everything
-    return Frontend(match.group("image"), version, match.group("suffix") or "")
+    return Frontend(match.group("image"), version, match.group("suffix") or "", bool(match.group("digest")))
 
 
 def needed_version(dockerfile: Dockerfile, adds_mounts: bool) -> Version | None:
@@ -68,8 +69,8 @@ def directive_edit(dockerfile: Dockerfile, requested: str | None, adds_mounts: b
     current = next((d for d in dockerfile.directives if d.name == "syntax"), None)
     if current is not None:
         frontend = parse_frontend(current.value)
-        if frontend is None or frontend.at_least(needed):
-            return None
+        if frontend is None or frontend.pinned or frontend.at_least(needed):
+            return None  # another frontend, or a digest only the user can renew: CF001 reports it
         start = current.span[0] + dockerfile.text[current.span[0]:current.span[1]].index(current.value)
         return Edit(start, start + len(current.value), frontend.raised_to(needed))
     if not adds_mounts or requested == "none":

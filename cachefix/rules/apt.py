@@ -10,7 +10,7 @@ from cachefix.rewriter.context import RunContext
 from cachefix.rewriter.dockerfile import Dockerfile
 from cachefix.rewriter.mounts import CacheMount
 from cachefix.rewriter.shell import Command
-from cachefix.rules.base import Rule, clean_up_edits, command_span
+from cachefix.rules.base import Rule, clean_up, command_span, shell_env
 
 APT = frozenset({"apt-get", "apt", "aptitude"})
 DOWNLOADING = frozenset({"install", "update", "upgrade", "dist-upgrade", "full-upgrade", "build-dep",
@@ -20,9 +20,9 @@ LISTS = "/var/lib/apt/lists"
 DISABLE_DOCKER_CLEAN = "rm -f /etc/apt/apt.conf.d/docker-clean"
 # `apt` (unlike `apt-get`) deletes .debs after installing unless told to keep them.
 KEEP_DEBS_FOR_APT = "echo 'Binary::apt::APT::Keep-Downloaded-Packages \"true\";' > /etc/apt/apt.conf.d/keep-cache"
+KEEP_DEBS_FOR_APT_WITH_SUDO = ("echo 'Binary::apt::APT::Keep-Downloaded-Packages \"true\";' "
+                               "| sudo tee /etc/apt/apt.conf.d/keep-cache > /dev/null")
 KEEPS_DEBS_FACT = "apt-keeps-debs"
-# Paths whose removal only empties apt's caches.
-CACHE_PATHS = (ARCHIVES, "/var/lib/apt")
 
 
 def _program(command: Command) -> str:
@@ -105,15 +105,22 @@ class AptRule(Rule):
         fix, changed = self.mount_edits(run, wanted)
         if not changed:
             return
+        plan = clean_up(run.commands, lambda c: apt_subcommand(c) in ("clean", "autoclean"), [ARCHIVES, LISTS],
+                        run.home, shell_env(run), deletions_corrupt=True)
+        if plan.breaker is not None:
+            yield self.finding(dockerfile, command_span(run, plan.breaker), plan.problem(f"{ARCHIVES} and {LISTS}"))
+            return
         if KEEPS_DEBS_FACT not in run.stage.facts:
-            steps = [DISABLE_DOCKER_CLEAN]
+            # A user that is not root runs apt through sudo: the preamble needs it too.
+            sudo = "sudo " if not run.is_root else ""
+            steps = [sudo + DISABLE_DOCKER_CLEAN]
             if any(_program(c) == "apt" for c in apts):
-                steps.append(KEEP_DEBS_FOR_APT)
+                steps.append(KEEP_DEBS_FOR_APT_WITH_SUDO if sudo else KEEP_DEBS_FOR_APT)
             keep = edits.preamble(run, " && ".join(steps), dockerfile.newline)
             if keep is not None:
                 fix.append(keep)
                 run.stage.facts.add(KEEPS_DEBS_FACT)
-        fix.extend(clean_up_edits(run.commands, lambda c: apt_subcommand(c) in ("clean", "autoclean"), CACHE_PATHS))
+        fix.extend(plan.edits)
         targets = " and ".join(m.target for m in changed)
         yield self.finding(dockerfile, command_span(run, first),
                            f"apt downloads without cache mounts on {targets}", fix)

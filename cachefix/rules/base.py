@@ -513,13 +513,6 @@ def clean_up(commands: Iterable[Command], is_clean_up: Callable[[Command], bool]
     return plan
 
 
-def clean_up_edits(commands: Iterable[Command], is_clean_up: Callable[[Command], bool], cache_dirs: Sequence[str],
-                   home: str | None = None) -> Iterator[Edit]:
-    """Edits that drop what only empties the mounted caches: commands `is_clean_up` names, and
-    `rm` of paths inside `cache_dirs` (an `rm` that also removes other paths keeps those)."""
-    yield from clean_up(commands, is_clean_up, cache_dirs, home).edits
-
-
 def _find_deletes(command: Command) -> bool:
     """`find ... -delete` or `find ... -exec rm ...`, unless it stays on one file system
     (`-xdev`: a cache mount is another one) or prunes something."""

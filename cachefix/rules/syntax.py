@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from cachefix.model import Finding
 from cachefix.rewriter.context import RunContext
 from cachefix.rewriter.dockerfile import Dockerfile
-from cachefix.rewriter.syntax import directive_edit, needed_version
+from cachefix.rewriter.syntax import directive_edit, needed_version, parse_frontend
 from cachefix.rules.base import Rule
 
 
@@ -55,6 +55,10 @@ class SyntaxRule(Rule):
 
     def check_file(self, dockerfile: Dockerfile, requested: str | None) -> Iterable[Finding]:
         """A finding only for an existing directive that is too old; adding one is part of a mount fix."""
+        pinned = self.pinned_too_old(dockerfile, adds_mounts=False)
+        if pinned is not None:
+            yield pinned
+            return
         current = next((d for d in dockerfile.directives if d.name == "syntax"), None)
         edit = directive_edit(dockerfile, requested, adds_mounts=False)
         if current is None or edit is None:
@@ -63,3 +67,16 @@ class SyntaxRule(Rule):
         yield self.finding(dockerfile, current.span,
                            f"`# syntax={current.value}` is older than the features this file uses need "
                            f"(docker/dockerfile:{needed})", [edit])
+
+    def pinned_too_old(self, dockerfile: Dockerfile, *, adds_mounts: bool) -> Finding | None:
+        """The finding for a directive pinned by digest to a frontend too old for the file."""
+        current = next((d for d in dockerfile.directives if d.name == "syntax"), None)
+        frontend = parse_frontend(current.value) if current is not None else None
+        needed = needed_version(dockerfile, adds_mounts)
+        if current is None or frontend is None or not frontend.pinned or needed is None or frontend.at_least(needed):
+            return None
+        return self.finding(dockerfile, current.span,
+                            f"`# syntax={current.value}` pins by digest a frontend older than "
+                            f"docker/dockerfile:{'.'.join(map(str, needed))}, which this file "
+                            f"{'needs for cache mounts' if adds_mounts else 'uses'}: pin a newer one, "
+                            "then run cachefix again")
