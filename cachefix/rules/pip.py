@@ -48,6 +48,15 @@ def cache_dir(env: dict[str, str], home: str | None, arguments: tuple[Word, ...]
             return inline if inline is not None else (words[i + 1].value if i + 1 < len(words) else None)
     if env.get("PIP_CACHE_DIR"):
         return env["PIP_CACHE_DIR"]
+    return shared_cache_dir(env, home)
+
+
+def shared_cache_dir(env: dict[str, str], home: str | None) -> str | None:
+    """pip's place in the user's general cache folder (`$XDG_CACHE_HOME/pip`, `~/.cache/pip`).
+
+    A mount there would leave that folder root-owned for every other tool of a non-root user,
+    so for such a user it is moved out; a PIP_CACHE_DIR or --cache-dir chosen for pip is kept.
+    """
     if env.get("XDG_CACHE_HOME"):
         return env["XDG_CACHE_HOME"].rstrip("/") + "/pip"
     return None if home is None else home.rstrip("/") + "/.cache/pip"
@@ -120,8 +129,8 @@ class PipRule(Rule):
                                "ENV PIP_NO_CACHE_DIR disables pip's cache whatever its value (even 0 or false); "
                                "remove it from ENV so a cache mount can work")
             return
-        default = None if run.home is None else run.home.rstrip("/") + "/.cache/pip"
-        placed = self.user_cache(run, dockerfile, first, cache_dir(env, run.home, pips[0][1]), default, "PIP_CACHE_DIR")
+        placed = self.user_cache(run, dockerfile, first, cache_dir(env, run.home, pips[0][1]),
+                                 shared_cache_dir(env, run.home), "PIP_CACHE_DIR")
         if isinstance(placed, Finding):
             yield placed
             return
