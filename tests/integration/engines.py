@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+# A build here takes seconds; a hang (buildah's lost cache-mount lock, say) must fail, not stall CI.
+BUILD_TIMEOUT = float(os.environ.get("CACHEFIX_TEST_BUILD_TIMEOUT", "180"))
 DOCKER = "/usr/bin/docker"  # Debian's 20.10 client: the newer `docker` on PATH needs buildx
 SYNTAX_LINE = re.compile(r"^\ufeff?#\s*syntax\s*=.*\n?", re.IGNORECASE)
 
@@ -38,6 +40,8 @@ class Build:
 
 
 class BuildFailed(AssertionError):
+    """A build exited non-zero or timed out; the message has the Dockerfile and the log's end."""
+
     def __init__(self, engine: str, dockerfile: str, log: str) -> None:
         tail = "\n".join(log.splitlines()[-60:])
         super().__init__(f"{engine} build failed\n--- Dockerfile ---\n{dockerfile}\n--- log tail ---\n{tail}")
@@ -47,7 +51,7 @@ class Engine(Protocol):
     name: str
 
     def build(self, context: Path, dockerfile: Path, tag: str, build_args: Mapping[str, str],
-              target: str | None = None) -> Build: ...
+              timeout: float = BUILD_TIMEOUT) -> Build: ...
 
     def run(self, tag: str, argv: Sequence[str], user: str | None = None) -> subprocess.CompletedProcess[str]: ...
 
@@ -62,9 +66,29 @@ class Engine(Protocol):
 
 def _run(argv: Sequence[str], timeout: float = 900, env: Mapping[str, str] | None = None,
          check: bool = False) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, env=full_env,
-                          check=check)
+    """Run in a new process group, so a timeout kills the builder's children too (and nothing else)."""
+    with subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, **(env or {})}, start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            raise subprocess.TimeoutExpired(exc.cmd, timeout, out, err) from None
+    result = subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
+    if check:
+        result.check_returncode()
+    return result
+
+
+def _run_build(engine: str, dockerfile: str, argv: Sequence[str], timeout: float,
+               env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    try:
+        return _run(argv, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as exc:
+        log = f"{exc.stdout or ''}{exc.stderr or ''}"
+        raise BuildFailed(engine, dockerfile, f"{log}\n... still running: killed after {timeout:.0f}s") from None
 
 
 def _build_args(build_args: Mapping[str, str]) -> list[str]:
@@ -132,7 +156,7 @@ class Dockerd:
         self._proc = None
 
     def build(self, context: Path, dockerfile: Path, tag: str, build_args: Mapping[str, str],
-              target: str | None = None) -> Build:
+              timeout: float = BUILD_TIMEOUT) -> Build:
         # A `# syntax=` line makes BuildKit pull a frontend image, and no registry is reachable:
         # dockerd builds a copy without it (its built-in frontend knows RUN --mount).
         text = dockerfile.read_text()
@@ -141,9 +165,9 @@ class Dockerd:
         iidfile = _aux(context, ".iid")
         argv = [DOCKER, "build", "--network=host", "--progress=plain", "-f", str(local), "-t", tag,
                 "--iidfile", str(iidfile),
-                *_build_args(build_args), *(["--target", target] if target else []), str(context)]
+                *_build_args(build_args), str(context)]
         start = time.monotonic()
-        proc = _run(argv, env={"DOCKER_BUILDKIT": "1"})
+        proc = _run_build(self.name, text, argv, timeout, env={"DOCKER_BUILDKIT": "1"})
         if proc.returncode != 0:
             raise BuildFailed(self.name, text, proc.stdout + proc.stderr)
         return Build(tag, iidfile.read_text().strip(), time.monotonic() - start, proc.stdout + proc.stderr)
@@ -188,13 +212,13 @@ class Buildah:
         return self
 
     def build(self, context: Path, dockerfile: Path, tag: str, build_args: Mapping[str, str],
-              target: str | None = None) -> Build:
+              timeout: float = BUILD_TIMEOUT) -> Build:
         iidfile = _aux(context, ".iid")
         argv = ["buildah", "bud", "--isolation=chroot", "--network=host", "--layers", "--pull=never",
                 "--iidfile", str(iidfile), "-f", str(dockerfile), "-t", tag, *_build_args(build_args),
-                *(["--target", target] if target else []), str(context)]
+                str(context)]
         start = time.monotonic()
-        proc = _run(argv)
+        proc = _run_build(self.name, dockerfile.read_text(), argv, timeout)
         if proc.returncode != 0:
             raise BuildFailed(self.name, dockerfile.read_text(), proc.stdout + proc.stderr)
         return Build(tag, iidfile.read_text().strip(), time.monotonic() - start, proc.stdout + proc.stderr)

@@ -1,20 +1,47 @@
 """The proof that a cachefix rewrite works: on dockerd and buildah, the second build of the
 rewritten Dockerfile downloads (almost) nothing, and its image still has what it had.
 
-Every scenario is also built as written, which shows the servers count bytes and the
-original's second build downloads everything again.
+Every scenario is also built as written, which shows the servers count bytes, the checks
+pass on the original image, and the original's second build downloads everything again.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from .harness import BY_NAME, ORIGINAL, REWRITTEN, SCENARIOS, Lab, Measurement, Scenario
+from .harness import ORIGINAL, REWRITTEN, SCENARIOS, Lab, Measurement, Scenario
 
 pytestmark = pytest.mark.integration
 
 ENGINES = ("dockerd", "buildah")
 MAX_SECOND_BUILD_SHARE = 0.01
+
+# Rewriter bugs these tests found, by (scenario, engine): each test on the rewritten file is an
+# expected failure (strict: it turns red once fixed, so the mark gets removed). See
+# docs/integration.md for the Dockerfiles and what happens.
+BUILDAH_LOCK_HANG = (
+    "buildah 1.28 (Debian bookworm) keeps a sharing=locked cache's lock file inside the cache "
+    "(buildah#4342, moved out by #4349); `apt-get update` deletes unknown files in /var/lib/apt/lists, "
+    "so the lock on that mount is never released and the stage's next apt RUN waits forever; the "
+    "locked mount must be /var/cache/apt, last among the RUN's mounts"
+)
+KNOWN_BUGS: dict[tuple[str, str, str], str] = {
+    ("apt-two-runs", "buildah", "builds"): BUILDAH_LOCK_HANG,
+}
+
+
+def _params(kind: str, scenarios: tuple[Scenario, ...] = SCENARIOS,
+            variants: tuple[str, ...] = (REWRITTEN,)) -> list[object]:
+    """(scenario, engine, variant) params; a known bug marks the rewritten variant xfail(strict)."""
+    params = []
+    for scenario in scenarios:
+        for engine in ENGINES:
+            bug = KNOWN_BUGS.get((scenario.name, engine, kind)) or KNOWN_BUGS.get((scenario.name, engine, "builds"))
+            for variant in variants:
+                marks = [pytest.mark.xfail(reason=bug, strict=True)] if bug and variant == REWRITTEN else []
+                params.append(pytest.param(scenario, engine, variant, id=f"{scenario.name}-{engine}-{variant}",
+                                           marks=marks))
+    return params
 
 
 def _describe(m: Measurement) -> str:
@@ -23,41 +50,38 @@ def _describe(m: Measurement) -> str:
             f"requests\n--- Dockerfile ---\n{m.dockerfile}")
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
-def test_original_downloads_everything_again(lab: Lab, scenario: Scenario, engine: str) -> None:
-    m = lab.measure(scenario, engine, ORIGINAL)
+@pytest.mark.parametrize(("scenario", "engine", "variant"), _params("original", variants=(ORIGINAL,)))
+def test_original_downloads_everything_again(lab: Lab, scenario: Scenario, engine: str, variant: str) -> None:
+    m = lab.measure(scenario, engine, variant)
     assert m.first.body_bytes >= scenario.min_bytes, _describe(m)
     assert m.second.body_bytes >= 0.95 * m.first.body_bytes, _describe(m)
     assert lab.failed_checks(scenario, engine, m.image) == [], _describe(m)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
-def test_rewrite_keeps_what_the_image_has(lab: Lab, scenario: Scenario, engine: str) -> None:
-    m = lab.measure(scenario, engine, REWRITTEN)
+@pytest.mark.parametrize(("scenario", "engine", "variant"), _params("contents"))
+def test_rewrite_keeps_what_the_image_has(lab: Lab, scenario: Scenario, engine: str, variant: str) -> None:
+    m = lab.measure(scenario, engine, variant)
     assert lab.failed_checks(scenario, engine, m.image) == [], _describe(m)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
-def test_rewrite_second_build_downloads_almost_nothing(lab: Lab, scenario: Scenario, engine: str) -> None:
-    m = lab.measure(scenario, engine, REWRITTEN)
+@pytest.mark.parametrize(("scenario", "engine", "variant"), _params("bytes"))
+def test_rewrite_second_build_downloads_almost_nothing(lab: Lab, scenario: Scenario, engine: str,
+                                                       variant: str) -> None:
+    m = lab.measure(scenario, engine, variant)
     assert m.first.body_bytes >= scenario.min_bytes, _describe(m)
     # The install step really ran again (a layer-cache hit would also fetch nothing).
     assert m.second.requests > 0, _describe(m)
     assert m.second.body_bytes <= MAX_SECOND_BUILD_SHARE * m.first.body_bytes, _describe(m)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_rewrite_leaves_nonroot_cache_home_writable(lab: Lab, engine: str) -> None:
-    """A cache mount under ~/.cache leaves ~/.cache root-owned in the image (buildkit#2682):
-    the user's programs then cannot cache at run time. The rewrite must avoid that."""
-    scenario = BY_NAME["pip-user-nonroot"]
-    m = lab.measure(scenario, engine, REWRITTEN)
-    probe = ('id -un; mkdir -p "$HOME/.cache/cachefix-probe" && touch "$HOME/.cache/cachefix-probe/ok" '
-             '&& echo writable')
-    proc = lab.run(engine, m.image, ("sh", "-c", probe))
-    listing = lab.run(engine, m.image, ("ls", "-la", scenario.nonroot_home or "/", f"{scenario.nonroot_home}/.cache"))
-    assert proc.stdout.split() == ["app", "writable"], (
-        f"{proc.stdout}{proc.stderr}\n{listing.stdout}\n{_describe(m)}")
+NONROOT = tuple(s for s in SCENARIOS if s.runtime_cache)
+
+
+@pytest.mark.parametrize(("scenario", "engine", "variant"), _params("runtime-cache", NONROOT, (ORIGINAL, REWRITTEN)))
+def test_nonroot_user_can_still_write_its_cache(lab: Lab, scenario: Scenario, engine: str, variant: str) -> None:
+    """A cache mount under the user's cache folder leaves that folder root-owned in the image
+    (buildkit#2682, #3153): the user's programs can then not cache at run time. The original
+    shows the probe passes without a rewrite; the rewrite must keep it so."""
+    m = lab.measure(scenario, engine, variant)
+    ok, evidence = lab.runtime_cache_writable(scenario, engine, m.image)
+    assert ok, f"{evidence}\n{_describe(m)}"
