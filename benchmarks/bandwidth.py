@@ -41,18 +41,20 @@ def table(rows: list[Row]) -> str:
     """A Markdown table: one row per scenario and engine; a failed build shows as such."""
     lines = [
         "| scenario | engine | before: 1st build | before: 2nd build | after: 1st build | after: 2nd build "
-        "| saved on a rebuild |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| saved on a rebuild | rebuild requests before → after (of them 200 OK) |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for scenario, engine, before, after in rows:
         if isinstance(before, Measurement) and isinstance(after, Measurement):
             saved_bytes = before.second.body_bytes - after.second.body_bytes
             share = saved_bytes / before.second.body_bytes if before.second.body_bytes else 0.0
             saved = f"{_mb(saved_bytes)} ({share:.1%})"
+            requests = (f"{before.second.requests} ({before.second.full_responses}) → "
+                        f"{after.second.requests} ({after.second.full_responses})")
         else:
-            saved = "—"
+            saved = requests = "—"
         lines.append(f"| {scenario} | {engine} | {' | '.join(_cells(before))} | {' | '.join(_cells(after))} "
-                     f"| {saved} |")
+                     f"| {saved} | {requests} |")
     return "\n".join(lines)
 
 
