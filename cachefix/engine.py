@@ -103,6 +103,12 @@ def _with_directive(dockerfile: Dockerfile, findings: list[Finding], settings: S
     return findings
 
 
+def _locked_mount(edit: Edit) -> bool:
+    """Sorts locked mounts after the other mounts inserted at the same place: buildah before
+    1.29 releases only the lock of a RUN's last cache mount (buildah#4349)."""
+    return "--mount=" in edit.replacement and "sharing=locked" in edit.replacement
+
+
 def _adds_mount(edits: Iterable[Edit]) -> bool:
     return any("--mount=type=cache" in e.replacement for e in edits)
 
@@ -149,6 +155,7 @@ def fix(text: str, settings: Settings) -> Outcome:
     directive = _directive_for(dockerfile, applied, settings)
     if directive is not None:
         accepted.append(directive)
+    accepted.sort(key=_locked_mount)
     findings = _with_directive(dockerfile, found, settings)
     fixed = apply(text, accepted) if accepted else text
     if fixed == text:

@@ -48,16 +48,19 @@ class AptRule(Rule):
     ## What it does
     Finds `apt-get install` / `apt install` / `apt-get update` in a RUN without cache mounts
     on `/var/cache/apt` (the downloaded .debs) and `/var/lib/apt/lists` (the package lists),
-    and adds both, the lists with `sharing=locked`.
+    and adds both, the archives with `sharing=locked`.
 
     ## Why is this bad?
     Every rebuild of the layer downloads the package lists and every .deb again. Three things
     are needed for apt's cache to work in a build, and the fix does all three:
-    - `sharing=locked` on the lists: apt takes a lock in both folders, and two builds sharing
-      a cache at once fail with `Could not get lock` (buildkit#1662). BuildKit holds a locked
-      mount for the whole RUN, so locking the lists serialises every apt RUN, archives
-      included; a second locked mount would add nothing, and buildah before 1.29 (Debian
-      bookworm's 1.28) would never release it, hanging the next apt RUN (buildah#4349).
+    - `sharing=locked` on the archives: apt takes a lock in both folders, and two builds
+      sharing a cache at once fail with `Could not get lock` (buildkit#1662). BuildKit holds
+      a locked mount for the whole RUN, so one lock serialises every apt RUN. It is on
+      `/var/cache/apt`, the last mount of the RUN, because buildah before 1.29 (Debian
+      bookworm's 1.28) keeps its lock file inside the cache (`apt-get update` deletes
+      unknown files in the lists folder, so a lock there is never released) and releases
+      only the lock of a RUN's last mount (buildah#4342, #4349): either way the next apt RUN
+      would wait forever.
     - the `docker-clean` hook of the Debian and Ubuntu images deletes each .deb right after
       it is installed, so it is removed in the first RUN of the stage that installs (and,
       where the RUN uses `apt` rather than `apt-get`, `Keep-Downloaded-Packages` is set: only
@@ -77,7 +80,7 @@ class AptRule(Rule):
 
     ## Use instead
     ```dockerfile
-    RUN --mount=type=cache,target=/var/cache/apt --mount=type=cache,target=/var/lib/apt/lists,sharing=locked rm -f /etc/apt/apt.conf.d/docker-clean && apt-get update && apt-get install -y curl
+    RUN --mount=type=cache,target=/var/lib/apt/lists --mount=type=cache,target=/var/cache/apt,sharing=locked rm -f /etc/apt/apt.conf.d/docker-clean && apt-get update && apt-get install -y curl
     ```
 
     ## Fix safety
@@ -100,8 +103,9 @@ class AptRule(Rule):
         first = apts[0]
         if run.uid not in (0, None) and all(c.name != "sudo" for c in apts):
             return  # apt as a non-root user fails before it downloads anything
-        # One lock serialises every apt RUN; it goes on the lists, whose lock `apt-get update` takes.
-        wanted = [CacheMount(ARCHIVES), CacheMount(LISTS, sharing="locked")]
+        # One lock serialises every apt RUN. It goes on the archives: buildah 1.28 keeps its lock
+        # file inside the cache, and `apt-get update` deletes unknown files in the lists folder.
+        wanted = [CacheMount(LISTS), CacheMount(ARCHIVES, sharing="locked")]
         fix, changed = self.mount_edits(run, wanted)
         if not changed:
             return

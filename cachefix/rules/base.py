@@ -285,7 +285,8 @@ def one_lock(mounts: Sequence[CacheMount]) -> list[CacheMount]:
 
     BuildKit holds a locked mount for the whole RUN, so one lock already serialises every RUN
     that carries the rule's mounts; and buildah before 1.29 (Debian bookworm has 1.28) releases
-    only one locked mount of a RUN, so the next RUN waits forever on the other (buildah#4349).
+    only the lock of a RUN's last mount, so the next RUN waits forever on another (buildah#4349;
+    the engine puts the locked mount last).
     """
     out, locked = [], False
     for mount in mounts:

@@ -80,6 +80,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     # Beyond the five the suite was asked for: each showed a rewriter bug (docs/integration.md).
     Scenario("apt-two-runs", (Check(("cat", "/etc/fetched-by"), "cfx-fetch 1.0-1"),
                               Check(("cfx-imgtool",), "cfx-imgtool 1.0-1")), 7 * MiB, build_timeout=60),
+    Scenario("apt-and-pip-then-apt", (_py_import("cfxdemo_core"), Check(("cfx-fetch",), "cfx-fetch 1.0-1"),
+                                      Check(("cfx-imgtool",), "cfx-imgtool 1.0-1")), 7 * MiB, build_timeout=60),
     Scenario("pip-xdg-cache-tmp", (_py_import("cfxdemo_core", "cfxdemo_cli"),
                                    Check(("cfxdemo",), "cfxdemo-cli 1.0.0"),
                                    Check(("id", "-u"), "1000")), 4 * MiB, runtime_cache="/tmp/.cache"),

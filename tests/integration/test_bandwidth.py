@@ -16,18 +16,10 @@ pytestmark = pytest.mark.integration
 ENGINES = ("dockerd", "buildah")
 MAX_SECOND_BUILD_SHARE = 0.01
 
-# Rewriter bugs these tests found, by (scenario, engine): each test on the rewritten file is an
-# expected failure (strict: it turns red once fixed, so the mark gets removed). See
-# docs/integration.md for the Dockerfiles and what happens.
-BUILDAH_LOCK_HANG = (
-    "buildah 1.28 (Debian bookworm) keeps a sharing=locked cache's lock file inside the cache "
-    "(buildah#4342, moved out by #4349); `apt-get update` deletes unknown files in /var/lib/apt/lists, "
-    "so the lock on that mount is never released and the stage's next apt RUN waits forever; the "
-    "locked mount must be /var/cache/apt, last among the RUN's mounts"
-)
-KNOWN_BUGS: dict[tuple[str, str, str], str] = {
-    ("apt-two-runs", "buildah", "builds"): BUILDAH_LOCK_HANG,
-}
+# Rewriter bugs a test shows before they are fixed, by (scenario, engine, kind): each test on
+# the rewritten file is then an expected failure (strict: it turns red once fixed, so the entry
+# gets removed). The ones found so far are fixed; docs/integration.md tells their story.
+KNOWN_BUGS: dict[tuple[str, str, str], str] = {}
 
 
 def _params(kind: str, scenarios: tuple[Scenario, ...] = SCENARIOS,
