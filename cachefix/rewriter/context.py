@@ -15,6 +15,7 @@ import shlex
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import NamedTuple
 
 from cachefix.rewriter.dockerfile import Dockerfile, Heredoc, Instruction
 from cachefix.rewriter.shell import Command, commands, exec_form_commands
@@ -34,8 +35,7 @@ _IMAGE_ACCOUNTS = (
 )
 
 
-@dataclass(frozen=True)
-class Account:
+class Account(NamedTuple):
     """A user known from the file (useradd/adduser) or from a well-known base image."""
 
     name: str

@@ -34,6 +34,7 @@ import json as _json
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 __all__ = [
     "INSTRUCTIONS",
@@ -83,8 +84,7 @@ class DockerfileSyntaxError(Exception):
         return (type(self), (self.line, self.message))
 
 
-@dataclass(frozen=True)
-class Directive:
+class Directive(NamedTuple):
     """A parser directive in the file header (``# syntax=``, ``# escape=``, ``# check=``)."""
 
     name: str
@@ -93,8 +93,7 @@ class Directive:
     line: int
 
 
-@dataclass(frozen=True)
-class Flag:
+class Flag(NamedTuple):
     """An instruction flag such as ``--mount=type=cache,target=/x`` or a bare ``--link``."""
 
     name: str
@@ -102,8 +101,7 @@ class Flag:
     span: Span  # exactly the flag token in the file (may cross a line continuation)
 
 
-@dataclass(frozen=True)
-class Heredoc:
+class Heredoc(NamedTuple):
     """A heredoc body attached to RUN/COPY/ADD."""
 
     name: str

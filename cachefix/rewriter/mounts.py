@@ -5,14 +5,14 @@ from __future__ import annotations
 import csv
 import posixpath
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from cachefix.rewriter.dockerfile import Flag, Instruction
 
 _TARGET_KEYS = ("target", "dst", "destination")
 
 
-@dataclass(frozen=True)
-class CacheMount:
+class CacheMount(NamedTuple):
     """A cache mount a rule wants on a RUN. Option order follows Docker's documentation."""
 
     target: str

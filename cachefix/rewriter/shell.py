@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from typing import NamedTuple
 
 import tree_sitter
 import tree_sitter_bash
@@ -25,8 +26,7 @@ SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh"})
 REMOVABLE_JOINS = frozenset({"&&", ";", "\n", ""})
 
 
-@dataclass(frozen=True)
-class Word:
+class Word(NamedTuple):
     """One argument of a command.
 
     `value` is the word after quote removal when it is static (no `$`, no backticks), else
@@ -39,8 +39,7 @@ class Word:
     span: Span | None
 
 
-@dataclass(frozen=True)
-class Assignment:
+class Assignment(NamedTuple):
     """`NAME=value` before a command: it sets NAME for that command only."""
 
     name: str

@@ -9,7 +9,7 @@ never lowered, and one naming another frontend image is left alone.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from cachefix.model import Edit
 from cachefix.rewriter.dockerfile import Dockerfile
@@ -20,8 +20,7 @@ _FRONTEND = re.compile(r"^(?P<image>(?:docker\.io/)?docker/dockerfile(?:-upstrea
                        r"(?::(?P<tag>[0-9][0-9.]*)?(?P<suffix>[-a-z]*)?)?(?P<digest>@\S+)?$")
 
 
-@dataclass(frozen=True)
-class Frontend:
+class Frontend(NamedTuple):
     """`docker/dockerfile:1.4-labs` → image, version (1, 4), suffix "-labs"."""
 
     image: str

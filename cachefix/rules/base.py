@@ -222,7 +222,7 @@ class Rule:
         if above is None:
             return self.mount_edits(run, wanted, stale)
         if not copied_into(dockerfile, run, above.target):
-            return self.mount_edits(run, [replace(wanted[0], target=above.target)])
+            return self.mount_edits(run, [wanted[0]._replace(target=above.target)])
         first, *rest = [self._with_options(w, several=len(wanted) > 1) for w in wanted]
         return ([edits.replace_flag(above.flag, first.render()), *(edits.add_flag(run.instruction, m.render())
                                                                    for m in rest)], list(wanted))
@@ -292,7 +292,7 @@ def one_lock(mounts: Sequence[CacheMount]) -> list[CacheMount]:
     for mount in mounts:
         if mount.sharing == "locked":
             if locked:
-                mount = replace(mount, sharing=None)
+                mount = mount._replace(sharing=None)
             locked = True
         out.append(mount)
     return out
@@ -406,7 +406,7 @@ def resolve_program(command: Command, env: Mapping[str, str], home: str | None) 
     program = word_path(command.words[0], env, home)
     if program is None:
         return command
-    return replace(command, words=(replace(command.words[0], value=program), *command.words[1:]))
+    return replace(command, words=(command.words[0]._replace(value=program), *command.words[1:]))
 
 
 def programs_resolved(run: RunContext) -> list[tuple[Command, Command]]:
