@@ -142,14 +142,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-@pytest.fixture
-def server():
-    httpd = FaultServer()
+def _serving(httpd: FaultServer):
+    """Run the server in a thread for the test, then stop it."""
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield httpd
     httpd.shutdown()
     httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    yield from _serving(FaultServer())
 
 
 @pytest.fixture
@@ -166,11 +170,7 @@ def tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     httpd.scheme = "https"
     httpd.cert = cert
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    yield from _serving(httpd)
 
 
 @pytest.fixture
