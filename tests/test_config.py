@@ -15,10 +15,7 @@ APT_AND_PIP = "FROM debian\nRUN apt-get update && apt-get install -y python3-pip
 PIP = "FROM python:3.12\nRUN pip install flask\n"
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
-
+pytestmark = pytest.mark.usefixtures("in_tmp")
 
 
 def check(capsys, *args: str) -> tuple[int, str, str]:

@@ -26,10 +26,7 @@ BROKEN = "FROM python:3.12\nRUN pip install flask\nNOTANINSTRUCTION x\n"
 APT_AND_PIP = "FROM debian\nRUN apt-get update && apt-get install -y curl\nRUN pip install --no-cache-dir flask\n"
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
-
+pytestmark = pytest.mark.usefixtures("in_tmp")
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

@@ -1,0 +1,14 @@
+"""Fixtures shared by the test modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run the test from an empty folder, as a user runs cachefix from a project's root."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
