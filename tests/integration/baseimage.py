@@ -132,5 +132,7 @@ def session_layer(work: Path, apt_url: str, pip_url: str, ca_cert: Path) -> tupl
         f"COPY ca.crt {CA_PATH}\n"
         "COPY cachefix-local.list /etc/apt/sources.list.d/cachefix-local.list\n"
         "COPY pip.conf /etc/pip.conf\n"
+        # uv has no system config for a CA; it reads these two variables (uv's environment reference).
+        f"ENV UV_DEFAULT_INDEX={pip_url}simple/ SSL_CERT_FILE={CA_PATH}\n"
     )
     return work, dockerfile

@@ -14,7 +14,9 @@ def make_cert(out_dir: Path) -> tuple[Path, Path]:
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
          "-nodes", "-days", "30", "-subj", "/CN=cachefix test index",
          "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-         "-addext", "basicConstraints=critical,CA:TRUE",
+         # An end-entity certificate, its own trust anchor: uv's TLS (rustls/webpki) refuses a CA
+         # certificate as a server's certificate (CaUsedAsEndEntity); OpenSSL (pip, apt) takes both.
+         "-addext", "basicConstraints=critical,CA:FALSE",
          "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True,
     )

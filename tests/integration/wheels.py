@@ -11,6 +11,9 @@ import hashlib
 import html
 import random
 import re
+import shutil
+import subprocess
+import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,17 +95,39 @@ def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def build_index(root: Path, wheels: tuple[Wheel, ...] = WHEELS) -> Path:
-    """Lay out ``root/simple/<project>/index.html`` and ``root/packages/*.whl``; returns root."""
+# A real tool wheel the scenarios install with pip, as people do (`pip install uv`): fetched
+# once from PyPI for the images' platform (Debian bookworm, CPython 3.11), kept in the cache folder.
+UV_REQUIREMENT = "uv==0.13.9"
+UV_PLATFORM = "manylinux2014_x86_64"
+
+
+def downloaded_wheel(requirement: str, platform: str, cache: Path) -> Path:
+    """The wheel of ``requirement`` under ``cache``, downloaded with pip when it is not there yet."""
+    name, _, version = requirement.partition("==")
+    pattern = f"{_normalize(name).replace('-', '_')}-{version}-*.whl"
+    if not (found := sorted(cache.glob(pattern))):
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", requirement, "--no-deps", "--only-binary=:all:",
+                        "--platform", platform, "--python-version", "3.11", "--disable-pip-version-check",
+                        "-d", str(cache)], check=True, capture_output=True, timeout=600)
+        found = sorted(cache.glob(pattern))
+    return found[0]
+
+
+def build_index(root: Path, wheels: tuple[Wheel, ...] = WHEELS, files: tuple[Path, ...] = ()) -> Path:
+    """Lay out ``root/simple/<project>/index.html`` and ``root/packages/*.whl``; returns root.
+
+    ``wheels`` are generated here; ``files`` are existing wheel files, published as they are."""
     packages = root / "packages"
     packages.mkdir(parents=True, exist_ok=True)
     simple = root / "simple"
     simple.mkdir(exist_ok=True)
     projects = []
-    for wheel in wheels:
-        path = build_wheel(wheel, packages)
+    built = [build_wheel(wheel, packages) for wheel in wheels]
+    published = [Path(shutil.copy(file, packages / file.name)) for file in files]
+    for path in built + published:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        project = _normalize(wheel.name)
+        project = _normalize(path.name.split("-")[0])
         projects.append(project)
         (simple / project).mkdir(exist_ok=True)
         link = f'../../packages/{html.escape(path.name)}#sha256={digest}'
