@@ -94,13 +94,6 @@ def all_rules() -> tuple[type[Rule], ...]:
     return tuple(sorted(found, key=lambda r: r.code))
 
 
-def rule_by_code(code: str) -> type[Rule]:
-    for rule in all_rules():
-        if rule.code == code.upper():
-            return rule
-    raise UnknownRule(code)
-
-
 def select_rules(select: list[str] | None, ignore: list[str] | None) -> list[type[Rule]]:
     """Rules chosen by codes or code prefixes (`CF1` selects every Python rule)."""
     def matches(rule: type[Rule], patterns: list[str]) -> bool:
