@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import functools
-import multiprocessing
 import os
 import sys
 from collections.abc import Iterator
@@ -139,10 +138,11 @@ def lint_all(jobs: list[Job], *, fixing: bool, write: bool) -> Iterator[tuple[Jo
     global _jobs
     _jobs = jobs
     workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
-    if len(jobs) < PARALLEL_FROM or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if len(jobs) < PARALLEL_FROM or workers < 2 or not hasattr(os, "fork"):
         for index, job in enumerate(jobs):
             yield job, _lint_job(index, fixing, write)
         return
+    import multiprocessing  # only for large trees: a hook checking one file never pays for it
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:

@@ -3,7 +3,6 @@ systems resolve it, and a fingerprint that survives the finding moving to anothe
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +38,8 @@ def display_path(path: Path) -> str:
 
 
 def fingerprint(*parts: object) -> str:
+    import hashlib  # fingerprints are for gitlab and sarif only: text and json never pay for it
+
     return hashlib.sha256("\0".join(map(str, parts)).encode("utf-8")).hexdigest()
 
 
