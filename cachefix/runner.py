@@ -88,33 +88,30 @@ def plan(args: argparse.Namespace) -> list[Job]:
         raise UsageError(unknown_code(exc.args[0])) from None
 
 
-def process(path: Path, settings: Settings, report: LintReport, *, fixing: bool, write: bool) -> FileResult | None:
+def process(path: Path, settings: Settings, *, fixing: bool, write: bool) -> tuple[FileResult | None,
+                                                                                  list[FileError]]:
     """Lint (and fix) one file; problems become FileErrors and the file is left as it was."""
     try:
         text = read_dockerfile(path)
         outcome = fix(text, settings) if fixing else check(text, settings)
     except UnreadableFile as exc:
-        report.errors.append(FileError(path, str(exc)))
-        return None
+        return None, [FileError(path, str(exc))]
     except DockerfileSyntaxError as exc:
-        report.errors.append(FileError(path, exc.message, exc.line))
-        return None
+        return None, [FileError(path, exc.message, exc.line)]
     except BrokenRewrite as exc:
-        report.errors.append(FileError(path, str(exc)))
-        return None
+        return None, [FileError(path, str(exc))]
     result = FileResult(path, findings=outcome.findings, remaining=outcome.remaining,
-                        ignored=outcome.still_ignored if report.fixing else outcome.ignored,
+                        ignored=outcome.still_ignored if fixing else outcome.ignored,
                         original=text, fixed=outcome.fixed, skipped=outcome.skipped)
     if write and result.changed:
         try:
             write_atomically(path, outcome.fixed)
         except OSError as exc:
-            report.errors.append(FileError(path, f"cannot write: {exc.strerror or exc}"))
             result.fixed = text
             result.remaining = outcome.findings
             result.ignored = outcome.ignored
-    report.files.append(result)
-    return result
+            return result, [FileError(path, f"cannot write: {exc.strerror or exc}")]
+    return result, []
 
 
 # Below this many files one process is quicker than starting workers.
@@ -124,11 +121,7 @@ _jobs: list[Job] = []  # what forked workers lint, inherited rather than pickled
 
 def _lint_job(index: int, fixing: bool, write: bool) -> tuple[FileResult | None, list[FileError]]:
     job = _jobs[index]
-    report = LintReport(fixing=fixing)
-    result = process(job.path, job.settings, report, fixing=fixing, write=write)
-    if result is not None:
-        report.files.remove(result)
-    return result, report.errors
+    return process(job.path, job.settings, fixing=fixing, write=write)
 
 
 def lint_all(jobs: list[Job], *, fixing: bool, write: bool) -> Iterator[tuple[Job, tuple[FileResult | None,
