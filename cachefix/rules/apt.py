@@ -10,7 +10,7 @@ from cachefix.rewriter.context import RunContext
 from cachefix.rewriter.dockerfile import Dockerfile
 from cachefix.rewriter.mounts import CacheMount
 from cachefix.rewriter.shell import Command
-from cachefix.rules.base import Rule, clean_up, command_span, shell_env
+from cachefix.rules.base import Invocation, Rule, clean_up, command_span, invocation, shell_env
 
 APT = frozenset({"apt-get", "apt", "aptitude"})
 DOWNLOADING = frozenset({"install", "update", "upgrade", "dist-upgrade", "full-upgrade", "build-dep",
@@ -25,17 +25,18 @@ KEEP_DEBS_FOR_APT_WITH_SUDO = ("echo 'Binary::apt::APT::Keep-Downloaded-Packages
 KEEPS_DEBS_FACT = "apt-keeps-debs"
 
 
-def _program(command: Command) -> str:
-    """`apt-get`, also behind `sudo`."""
-    words = command.words[1:] if command.name == "sudo" else command.words
-    return (words[0].value or "").rsplit("/", 1)[-1] if words else ""
+# Options whose value is the next word (`apt-get -o Dpkg::Options::=--force-confold install`).
+TAKES_VALUE = ("-o", "--option", "-c", "--config-file", "-t", "--target-release", "-a", "--host-architecture")
+
+
+def apt_call(command: Command) -> Invocation | None:
+    """`apt-get`/`apt`/`aptitude`, also behind `sudo [-u x]`."""
+    return invocation(command, APT, TAKES_VALUE)
 
 
 def apt_subcommand(command: Command) -> str | None:
-    if _program(command) not in APT:
-        return None
-    words = command.words[1:] if command.name == "sudo" else command.words
-    return next((w.value for w in words[1:] if w.value and not w.value.startswith("-")), None)
+    call = apt_call(command)
+    return call.subcommand if call else None
 
 
 def disables_docker_clean(command: Command) -> bool:
@@ -118,7 +119,7 @@ class AptRule(Rule):
             # A user that is not root runs apt through sudo: the preamble needs it too.
             sudo = "sudo " if not run.is_root else ""
             steps = [sudo + DISABLE_DOCKER_CLEAN]
-            if any(_program(c) == "apt" for c in apts):
+            if any((call := apt_call(c)) is not None and call.program == "apt" for c in apts):
                 steps.append(KEEP_DEBS_FOR_APT_WITH_SUDO if sudo else KEEP_DEBS_FOR_APT)
             keep = edits.preamble(run, " && ".join(steps), dockerfile.newline)
             if keep is not None:
