@@ -204,7 +204,7 @@ def _render(report: LintReport, args: argparse.Namespace, output: TextIO | None,
 
     stream = output or (sys.stderr if diff_only else sys.stdout)
     options = ReportOptions(color=not args.no_color, show_ignored=args.show_ignored,
-                            statistics=args.statistics, quiet=args.quiet)
+                            statistics=args.statistics, quiet=args.quiet, dry_run=diff_only)
     render(report, args.format, options, stream)
     if args.statistics and args.format != "text":
         from cachefix.report.items import items

@@ -27,6 +27,7 @@ class ReportOptions:
     show_ignored: bool = False  # also list what suppression comments silenced
     statistics: bool = False  # text: a table of counts per code instead of every finding
     quiet: bool = False  # text: only the findings, one a line, no summary
+    dry_run: bool = False  # `fix --diff`: the fixes were shown, not written
 
 
 def render(report: LintReport, fmt: str, options: ReportOptions, stream: TextIO) -> None:

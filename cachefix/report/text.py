@@ -14,6 +14,9 @@ from cachefix.report import ReportOptions
 from cachefix.report.items import items
 from cachefix.report.statistics import statistics_lines
 
+# The label of a finding after `fix`, and after `fix --diff` (dry_run), where nothing was written.
+FIXED = {False: "fixed", True: "would fix"}
+NOT_FIXED = {False: "not fixed", True: "would not fix"}
 STYLES = {"path": "bold", "code": "bold red", "fixed": "green", "error": "bold red", "position": "cyan",
           "dim": "dim", "summary": "bold"}
 
@@ -28,24 +31,25 @@ def _finding_line(finding: Finding, status: str | None) -> Line:
     line: Line = [(f"  {finding.start.line}:{finding.start.column}", "position"), ("  ", None),
                   (finding.code, "code"), ("  ", None)]
     if status:
-        line += [(status, "fixed" if status == "fixed" else "dim"), ("  ", None)]
+        line += [(status, "fixed" if status in FIXED else "dim"), ("  ", None)]
     line.append((finding.message, None))
     return line
 
 
-def _file_lines(result: FileResult, fixing: bool, show_ignored: bool) -> list[Line]:
+def _file_lines(result: FileResult, fixing: bool, options: ReportOptions) -> list[Line]:
+    fixed, not_fixed = FIXED[options.dry_run], NOT_FIXED[options.dry_run]
     remaining = {(f.code, f.message) for f in result.remaining}
     listed: list[tuple[Finding, str | None]] = []
     for finding in result.findings:
         if fixing:
-            status = "fixed" if (finding.code, finding.message) not in remaining else "not fixed"
+            status = fixed if (finding.code, finding.message) not in remaining else not_fixed
         else:
             status = "fixable" if finding.fixable else None
         listed.append((finding, status))
     if fixing:  # anything the fix itself could not settle but the re-lint found
         seen = {(f.code, f.message) for f in result.findings}
-        listed.extend((f, "not fixed") for f in result.remaining if (f.code, f.message) not in seen)
-    if show_ignored:
+        listed.extend((f, not_fixed) for f in result.remaining if (f.code, f.message) not in seen)
+    if options.show_ignored:
         listed.extend((f, "ignored") for f in result.ignored)
     listed.sort(key=lambda pair: (pair[0].start.line, pair[0].start.column))
     return [_finding_line(finding, status) for finding, status in listed]
@@ -58,18 +62,18 @@ def report_lines(report: LintReport, options: ReportOptions) -> list[Line]:
     elif options.quiet:
         body = _quiet_lines(report, options.show_ignored)
     else:
-        body = _listing(report, options.show_ignored)
-    return [*body, *_error_lines(report), *([] if options.quiet else [_summary(report)])]
+        body = _listing(report, options)
+    return [*body, *_error_lines(report), *([] if options.quiet else [_summary(report, options.dry_run)])]
 
 
-def _listing(report: LintReport, show_ignored: bool) -> list[Line]:
+def _listing(report: LintReport, options: ReportOptions) -> list[Line]:
     out: list[Line] = []
     for result in report.files:
-        body = _file_lines(result, report.fixing, show_ignored)
+        body = _file_lines(result, report.fixing, options)
         if body:
             out.append([(str(result.path), "path")])
             out.extend(body)
-        elif result.skipped and show_ignored:
+        elif result.skipped and options.show_ignored:
             out.append([(str(result.path), "path"), ("  skipped (# cachefix: skip-file)", "dim")])
     return out
 
@@ -93,27 +97,55 @@ def _fixed(result: FileResult) -> list[Finding]:
     return [f for f in result.findings if (f.code, f.message) not in left]
 
 
-def _summary(report: LintReport) -> Line:
-    files = len(report.files) + len(report.errors)
-    ignored = sum(len(r.ignored) for r in report.files)
-    notes = f"; {_plural(len(report.errors), 'error')}" if report.errors else ""
-    notes += f"; {ignored} silenced by `# cachefix: ignore`" if ignored else ""
+def _failures(report: LintReport) -> str:
+    """What went wrong, first in the summary: files that could not be checked, or written."""
+    checked = {r.path for r in report.files}
+    failed = {e.path for e in report.errors}
+    unchecked, unwritten = len(failed - checked), len(failed & checked)
+    above = "(errors above)" if len(report.errors) > 1 else "(error above)"
+    if unchecked and unwritten:
+        return f"{_plural(unchecked, 'file')} could not be checked and {unwritten} could not be written {above}"
+    return f"{_plural(unchecked or unwritten, 'file')} could not be {'checked' if unchecked else 'written'} {above}"
+
+
+def _outcome(report: LintReport, dry_run: bool, after_failures: bool) -> str:
+    """What the files that were checked hold (check), or what was done to them (fix)."""
+    checked = len(report.files)
+    files = f"the {checked} checked" if after_failures else _plural(checked, "file")
     if report.fixing:
         fixed_files = sum(1 for r in report.files if r.changed)
         fixed = sum(len(_fixed(r)) for r in report.files if r.changed)
-        left = len(report.findings)
-        text = (f"Fixed {_plural(fixed, 'finding')} in {_plural(fixed_files, 'file')} "
-                f"of {files} checked; {left} left{notes}.")
-    else:
-        found = report.findings
-        fixable = sum(1 for f in found if f.fixable)
-        with_findings = sum(1 for r in report.files if r.findings)
-        if found:
-            text = (f"Found {_plural(len(found), 'finding')} ({fixable} fixable with `cachefix fix`) in "
-                    f"{_plural(with_findings, 'file')} of {files} checked{notes}.")
-        else:
-            text = f"No uncached installs in {_plural(files, 'file')}{notes}."
-    return [(text, "summary")]
+        left = report.findings
+        by_hand = " to fix by hand" if not any(f.fixable for f in left) else ""
+        left_note = f"; {_plural(len(left), 'finding')} left{by_hand}" if left else ""
+        verb = "Would fix" if dry_run else "Fixed"
+        if fixed:
+            where = f"{_plural(fixed_files, 'file')} of {checked} checked"
+            return f"{verb} {_plural(fixed, 'finding')} in {where}{left_note}"
+        return f"{verb} nothing in {files}{left_note}" if left else f"Nothing to fix in {files}"
+    found = report.findings
+    if not found:
+        return f"No uncached installs in {files}"
+    fixable = sum(1 for f in found if f.fixable)
+    with_findings = sum(1 for r in report.files if r.findings)
+    return (f"Found {_plural(len(found), 'finding')} ({fixable} fixable with `cachefix fix`) in "
+            f"{_plural(with_findings, 'file')} of {checked} checked")
+
+
+def _summary(report: LintReport, dry_run: bool) -> Line:
+    """One line, errors first: a run where files failed must not read as a clean one."""
+    parts = []
+    if report.errors:
+        parts.append(_failures(report))
+    if report.files:
+        outcome = _outcome(report, dry_run, after_failures=bool(parts))
+        parts.append(outcome[0].lower() + outcome[1:] if parts else outcome)
+    elif not parts:
+        parts.append("No Dockerfiles to check")
+    ignored = sum(len(r.ignored) for r in report.files)
+    if ignored:
+        parts.append(f"{ignored} silenced by `# cachefix: ignore`")
+    return [("; ".join(parts) + ".", "summary")]
 
 
 def use_color(stream: TextIO, color: bool) -> bool:
