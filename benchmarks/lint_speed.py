@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cachefix.files import find_dockerfiles  # noqa: E402
+from cachefix.discovery import find_dockerfiles  # noqa: E402
 
 
 def timed(command: list[str], runs: int) -> float:
@@ -58,7 +58,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
 
-    files = [str(p) for p in find_dockerfiles([args.folder])]
+    files = [str(found.path) for found in find_dockerfiles([args.folder])]
     if not files:
         sys.exit(f"no Dockerfiles under {args.folder}")
     single = args.file or max(files, key=lambda f: Path(f).stat().st_size)

@@ -1,106 +1,160 @@
-"""Finding Dockerfiles under the paths given, reading them safely, and writing them atomically."""
+"""Reading files safely, and writing a fixed Dockerfile back without losing anyone's work.
+
+Only regular files are read, and never more than a limit whatever `st_size` says: a FIFO would
+block forever and /dev/zero never ends. A fix is written to a temporary file in the same folder
+and renamed over the original, after checking that nobody changed the file since it was read.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-import re
+import stat
 import tempfile
-from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-# Dockerfile, Containerfile, Dockerfile.prod, Dockerfile-dev, api.Dockerfile, x.containerfile.
-NAMES = re.compile(r"(^|\.)(dockerfile|containerfile)([.-].*)?$", re.IGNORECASE)
+from cachefix.workers import Orphaned, orphaned
+
 MAX_BYTES = 4 * 1024 * 1024  # no real Dockerfile is near this; a bigger file is not one
+TEMP_PREFIX = ".cachefix-tmp-"  # no Dockerfile name pattern can match it, whatever random letters follow
+_KINDS = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
+          stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
 
 
 class UnreadableFile(Exception):
     """A file that cannot be linted: missing, binary, not UTF-8, too large. One line of text."""
 
 
-def is_dockerfile_name(name: str) -> bool:
-    return bool(NAMES.search(name)) and not name.lower().endswith(".dockerignore")
+class NotRegularFile(OSError):
+    """A FIFO, device, socket or folder where a file was expected: reading it could hang or never end."""
 
 
-def _ignore_spec(lines: Sequence[str]):  # -> pathspec.GitIgnoreSpec
-    import pathspec  # only when a .gitignore or --exclude is there: start-up time matters
-
-    return pathspec.GitIgnoreSpec.from_lines(lines)
+class FileTooLarge(OSError):
+    """More bytes than the limit (a huge file, or a device that never ends)."""
 
 
-def find_dockerfiles(paths: Sequence[str], exclude: Sequence[str] = ()) -> Iterator[Path]:
-    """Files named on the command line, and Dockerfiles found below folders.
+class Declined(Exception):
+    """A fix that cachefix will not write, although it could (hard links): one line, a warning."""
 
-    Folders are walked skipping `.git` and what each folder's `.gitignore` ignores; `exclude`
-    holds gitignore-style patterns matched against paths relative to the folder given.
+
+class ChangedMeanwhile(Exception):
+    """The file changed between reading and writing: the other change is kept, the fix is not written."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A file as read: its text, its bytes, and its status when it was opened."""
+
+    text: str
+    data: bytes
+    status: os.stat_result
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; OSError (NotRegularFile, FileTooLarge) else.
+
+    For configuration files too: a FIFO named pyproject.toml in a parent folder must not hang a lint run.
     """
-    for given in paths:
-        path = Path(given)
-        if not path.is_dir():
-            yield path
-            continue
-        excluded = _ignore_spec(exclude) if exclude else None
-        ignores: list[tuple[str, object]] = []  # (folder relative to `path`, spec)
-        for folder, dirs, files in os.walk(path):
-            rel_folder = os.path.relpath(folder, path)
-            rel_folder = "" if rel_folder == "." else rel_folder + "/"
-            ignores = [(base, spec) for base, spec in ignores if rel_folder.startswith(base)]
-            if ".gitignore" in files:
-                try:
-                    text = Path(folder, ".gitignore").read_text(errors="replace")
-                    ignores.append((rel_folder, _ignore_spec(text.splitlines())))
-                except OSError:
-                    pass
-
-            dirs[:] = sorted(d for d in dirs
-                             if d != ".git" and not _skipped(rel_folder + d + "/", excluded, ignores))
-            for name in sorted(files):
-                if is_dockerfile_name(name) and not _skipped(rel_folder + name, excluded, ignores):
-                    yield Path(folder, name)
+    return _read(path, limit)[0]
 
 
-def _skipped(relative: str, excluded, ignores: list[tuple[str, object]]) -> bool:
-    """Excluded on the command line, or ignored by a .gitignore above it (relative to that file)."""
-    if excluded is not None and excluded.match_file(relative):
-        return True
-    return any(spec.match_file(relative[len(base):]) for base, spec in ignores)
+def _read(path: Path, limit: int) -> tuple[bytes, os.stat_result]:
+    _require_regular(path, os.stat(path).st_mode)  # a FIFO is never opened: opening some devices does things
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        status = os.fstat(fd)  # it may have been swapped since the stat: O_NONBLOCK kept that from hanging
+        _require_regular(path, status.st_mode)
+        chunks, size = [], 0
+        while size <= limit and (chunk := os.read(fd, min(1 << 20, limit + 1 - size))):
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise FileTooLarge(errno.EFBIG, f"larger than {limit} bytes", str(path))
+    return b"".join(chunks), status
 
 
-def read_dockerfile(path: Path) -> str:
+def _require_regular(path: Path, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        raise NotRegularFile(errno.EINVAL, f"{kind}, not a regular file", str(path))
+
+
+def read_dockerfile(path: Path) -> Snapshot:
     """The file's text, exactly as stored (CRLF and a BOM kept), or UnreadableFile."""
     try:
-        if path.is_dir():
-            raise UnreadableFile("is a folder with no Dockerfile")
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise UnreadableFile(f"too large for a Dockerfile ({size} bytes; the limit is {MAX_BYTES})")
-        data = path.read_bytes()
+        data, status = _read(path, MAX_BYTES)
     except FileNotFoundError:
-        raise UnreadableFile("no such file or folder") from None
+        raise UnreadableFile("a symbolic link to a missing file" if path.is_symlink()
+                             else "no such file or folder") from None
+    except FileTooLarge:
+        raise UnreadableFile(f"too large for a Dockerfile (the limit is {MAX_BYTES} bytes)") from None
     except OSError as exc:
         raise UnreadableFile(exc.strerror or str(exc)) from None
     if b"\0" in data[:8192]:
         raise UnreadableFile("binary file (contains NUL bytes), not a Dockerfile")
     try:
-        return data.decode("utf-8")
+        return Snapshot(data.decode("utf-8"), data, status)
     except UnicodeDecodeError as exc:
         raise UnreadableFile(f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Replace the file in one rename, keeping its mode (and owner, where allowed)."""
-    stat = path.stat()
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".cachefix")
+def write_atomically(path: Path, text: str, read: Snapshot) -> bool:
+    """Replace the file `read` came from with `text` in one rename; False if it already holds `text`.
+
+    A symbolic link is written through (discovery followed only links inside the tree), so the
+    link stays a link. The new file keeps the mode, setuid and setgid bits included (chown comes
+    first: it clears them), and the owner where allowed. Raises Declined for a file with hard
+    links (a rename would split them), ChangedMeanwhile when the file is not what was read, and
+    OSError when it cannot be written.
+    """
+    target = Path(os.path.realpath(path))
+    if read.status.st_nlink > 1:
+        raise Declined(f"not fixed: it has {read.status.st_nlink} hard links, which replacing it would split "
+                       "(fix one copy and link the others again)")
+    if not os.access(target, os.W_OK):
+        raise PermissionError(errno.EACCES, "the file is read-only", str(path))
+    data = text.encode("utf-8")
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temp, stat.st_mode & 0o7777)
         if hasattr(os, "chown"):
             with contextlib.suppress(OSError):  # not ours to give away: keep our own ownership
-                os.chown(temp, stat.st_uid, stat.st_gid)
-        os.replace(temp, path)
+                os.chown(temp, read.status.st_uid, read.status.st_gid)
+        os.chmod(temp, stat.S_IMODE(read.status.st_mode))
+        if not _unchanged(target, read):
+            if _current(target) == data:
+                return False  # another cachefix run wrote the same fix meanwhile
+            raise ChangedMeanwhile("changed while cachefix was fixing it: the fix was not written "
+                                   "(run cachefix again)")
+        if orphaned():
+            raise Orphaned
+        os.replace(temp, target)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+    return True
+
+
+def _unchanged(target: Path, read: Snapshot) -> bool:
+    """Whether the file is still the one that was read: same inode, size, time and bytes."""
+    try:
+        now = os.stat(target)
+    except FileNotFoundError:
+        return False
+    same = (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) == (
+        read.status.st_dev, read.status.st_ino, read.status.st_size, read.status.st_mtime_ns)
+    return same and _current(target) == read.data
+
+
+def _current(target: Path) -> bytes | None:
+    try:
+        return read_regular_file(target, MAX_BYTES)
+    except OSError:
+        return None

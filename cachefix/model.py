@@ -72,6 +72,7 @@ class FileResult:
     original: str = ""
     fixed: str | None = None
     skipped: bool = False  # `# cachefix: skip-file`: not parsed, not changed
+    declined: str = ""  # why a fix was not written although it could have been (hard links)
 
     @property
     def changed(self) -> bool:
@@ -85,6 +86,11 @@ class LintReport:
     files: list[FileResult] = field(default_factory=list)
     errors: list[FileError] = field(default_factory=list)
     fixing: bool = False
+
+    @property
+    def checked(self) -> int:
+        """How many files were looked at: a file with findings that could not be written counts once."""
+        return len({r.path for r in self.files} | {e.path for e in self.errors})
 
     @property
     def findings(self) -> list[Finding]:

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import TextIO
 
 from cachefix.config import FAIL_ON, Config, ConfigError, Configurations, unknown_code
-from cachefix.engine import BrokenRewrite, Settings, check, fix
-from cachefix.files import UnreadableFile, find_dockerfiles, read_dockerfile, write_atomically
+from cachefix.discovery import BadPath, BadPattern, find_dockerfiles, warn_on_stderr
+from cachefix.engine import BrokenRewrite, Outcome, Settings, check, fix
+from cachefix.files import ChangedMeanwhile, Declined, UnreadableFile, read_dockerfile, write_atomically
 from cachefix.model import FileError, FileResult, LintReport
 from cachefix.rewriter.dockerfile import DockerfileSyntaxError
 from cachefix.rules.registry import UnknownRule, select_rules
+from cachefix.workers import Orphaned, bind_to_parent
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -72,7 +74,8 @@ def plan(args: argparse.Namespace) -> list[Job]:
         effective: dict[Config, Config] = {}
         settings: dict[tuple[Config, tuple[str, ...]], Settings] = {}
         jobs = []
-        for path in find_dockerfiles(args.paths, args.exclude):
+        linted: set[str] = set()  # the arguments that led to a file
+        for path, given in find_dockerfiles(args.paths, args.exclude):
             found = configurations.for_file(path)
             config = effective.setdefault(found, with_flags(found, args))
             if config.excludes(path):
@@ -81,8 +84,13 @@ def plan(args: argparse.Namespace) -> list[Job]:
             if key not in settings:
                 settings[key] = settings_for(*key)
             jobs.append(Job(path, config, settings[key]))
+            linted.add(given)
+        for given in dict.fromkeys(args.paths):
+            if given not in linted and os.path.isdir(given):
+                print(f"cachefix: no Dockerfiles in {given} (names such as Dockerfile, Dockerfile.dev, "
+                      "api.Dockerfile, Containerfile)", file=sys.stderr)
         return jobs
-    except ConfigError as exc:
+    except (ConfigError, BadPath, BadPattern) as exc:
         raise UsageError(str(exc)) from None
     except UnknownRule as exc:
         raise UsageError(unknown_code(exc.args[0])) from None
@@ -92,8 +100,8 @@ def process(path: Path, settings: Settings, *, fixing: bool, write: bool) -> tup
                                                                                   list[FileError]]:
     """Lint (and fix) one file; problems become FileErrors and the file is left as it was."""
     try:
-        text = read_dockerfile(path)
-        outcome = fix(text, settings) if fixing else check(text, settings)
+        read = read_dockerfile(path)
+        outcome = fix(read.text, settings) if fixing else check(read.text, settings)
     except UnreadableFile as exc:
         return None, [FileError(path, str(exc))]
     except DockerfileSyntaxError as exc:
@@ -102,16 +110,27 @@ def process(path: Path, settings: Settings, *, fixing: bool, write: bool) -> tup
         return None, [FileError(path, str(exc))]
     result = FileResult(path, findings=outcome.findings, remaining=outcome.remaining,
                         ignored=outcome.still_ignored if fixing else outcome.ignored,
-                        original=text, fixed=outcome.fixed, skipped=outcome.skipped)
+                        original=read.text, fixed=outcome.fixed, skipped=outcome.skipped)
     if write and result.changed:
         try:
-            write_atomically(path, outcome.fixed)
+            write_atomically(path, outcome.fixed, read)
+        except Declined as exc:
+            result.declined = str(exc)
+            _not_written(result, outcome)
+        except ChangedMeanwhile as exc:
+            _not_written(result, outcome)
+            return result, [FileError(path, str(exc))]
         except OSError as exc:
-            result.fixed = text
-            result.remaining = outcome.findings
-            result.ignored = outcome.ignored
+            _not_written(result, outcome)
             return result, [FileError(path, f"cannot write: {exc.strerror or exc}")]
     return result, []
+
+
+def _not_written(result: FileResult, outcome: Outcome) -> None:
+    """The result of a fix that was not written: the file as it was, with all its findings."""
+    result.fixed = result.original
+    result.remaining = outcome.findings
+    result.ignored = outcome.ignored
 
 
 # Below this many files one process is quicker than starting workers.
@@ -121,7 +140,10 @@ _jobs: list[Job] = []  # what forked workers lint, inherited rather than pickled
 
 def _lint_job(index: int, fixing: bool, write: bool) -> tuple[FileResult | None, list[FileError]]:
     job = _jobs[index]
-    return process(job.path, job.settings, fixing=fixing, write=write)
+    try:
+        return process(job.path, job.settings, fixing=fixing, write=write)
+    except Orphaned:  # a worker of a run that was killed: it must not write, nor wait for a reader
+        os._exit(1)
 
 
 def lint_all(jobs: list[Job], *, fixing: bool, write: bool) -> Iterator[tuple[Job, tuple[FileResult | None,
@@ -138,7 +160,8 @@ def lint_all(jobs: list[Job], *, fixing: bool, write: bool) -> Iterator[tuple[Jo
     import multiprocessing  # only for large trees: a hook checking one file never pays for it
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                             initializer=bind_to_parent, initargs=(os.getpid(),)) as pool:
         chunk = max(1, len(jobs) // (workers * 4))
         results = pool.map(functools.partial(_lint_job, fixing=fixing, write=write), range(len(jobs)),
                            chunksize=chunk)
@@ -180,6 +203,8 @@ def run_lint(args: argparse.Namespace) -> int:
         report.errors.extend(errors)
         if result is None:
             continue
+        if result.declined:
+            warn_on_stderr(f"{result.path}: {result.declined}")
         report.files.append(result)
         if diff_only and result.changed:
             sys.stdout.write(unified_diff(result))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cachefix.files import is_dockerfile_name
+from cachefix.discovery import is_dockerfile_name
 
 ROOT = Path(__file__).resolve().parent.parent
 UNCACHED = "FROM python:3.12-slim\nRUN pip install --no-cache-dir flask\n"

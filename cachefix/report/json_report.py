@@ -45,7 +45,7 @@ def render_json(report: LintReport, options: ReportOptions) -> str:
     listed = list(items(report, show_ignored=options.show_ignored))
     document = {
         "version": 1,
-        "files": len(report.files) + len(report.errors),
+        "files": report.checked,
         "fixed": sum(1 for r in report.files if r.changed) if report.fixing else 0,
         "findings": [finding_dict(i) for i in listed if not i.ignored],
         "errors": [{"file": str(e.path), "line": e.line, "message": e.message} for e in report.errors],
