@@ -10,7 +10,7 @@ from cachefix.rewriter import edits
 from cachefix.rewriter.context import RunContext, command_env
 from cachefix.rewriter.dockerfile import Dockerfile
 from cachefix.rewriter.mounts import CacheMount, cache_mount_covering, existing_mounts
-from cachefix.rewriter.shell import Command, Word, iter_options
+from cachefix.rewriter.shell import REMOVABLE_JOINS, Command, Word, iter_options
 from cachefix.rules.base import Rule, command_span
 
 CLIS = frozenset({"huggingface-cli", "hf"})
@@ -18,8 +18,11 @@ PYTHON_CALLS = re.compile(r"\b(snapshot_download|hf_hub_download)\s*\(")
 # Options of `hf download` that take a value (the rest are flags).
 VALUED = frozenset({"--revision", "--repo-type", "--include", "--exclude", "--token", "--cache-dir", "--local-dir",
                     "--local-dir-use-symlinks", "--max-workers"})
-PATTERN = ('RUN --mount=type=cache,target=/root/.cache/huggingface mkdir -p /models/NAME && '
-           'cp -rL "$(hf download ORG/NAME --revision SHA --quiet)"/. /models/NAME')
+# The snapshot's path is kept in a variable, so a failed download fails the `&&` chain: inside
+# `cp -rL "$(hf download ...)"/. DIR` the substitution would be empty, and cp would copy `/`.
+SNAPSHOT = "hf_snapshot"
+PATTERN = (f'RUN --mount=type=cache,target=/root/.cache/huggingface mkdir -p /models/NAME && '
+           f'{SNAPSHOT}=$(hf download ORG/NAME --revision SHA --quiet) && cp -rL "${SNAPSHOT}"/. /models/NAME')
 
 
 def hub_cache(env: dict[str, str], home: str | None) -> str | None:
@@ -53,6 +56,23 @@ def split_arguments(words: tuple[Word, ...]) -> tuple[list[Word], dict[str, tupl
     return positional, options
 
 
+def _consumer(run: RunContext, download: Command) -> Command | None:
+    """The command that takes a substituted download's output as (part of) one of its words:
+    `cp` in `cp -rL "$(hf download ...)"/. DIR`. None for `VAR=$(hf download ...)`."""
+    if not download.substituted or download.span is None:
+        return None
+    start, end = download.span
+    return next((c for c in run.commands if c is not download and any(
+        w.span is not None and w.span[0] < start and end <= w.span[1] for w in c.words)), None)
+
+
+def _grouped(text: str, replaced: Command) -> str:
+    """`text` (an `&&` chain) as a replacement for one command: in braces unless that command
+    sits alone or in a plain list: `A || X` would otherwise become `(A || first) && rest`."""
+    plain = {replaced.joined_before, replaced.joined_after} <= REMOVABLE_JOINS and not replaced.in_pipeline
+    return text if plain else f"{{ {text}; }}"
+
+
 class HuggingFaceRule(Rule):
     """
     ## What it does
@@ -77,12 +97,18 @@ class HuggingFaceRule(Rule):
 
     ## Use instead
     ```dockerfile
-    RUN --mount=type=cache,target=/root/.cache/huggingface mkdir -p /models/model && cp -rL "$(hf download org/model --quiet)"/. /models/model
+    RUN --mount=type=cache,target=/root/.cache/huggingface mkdir -p /models/model && hf_snapshot=$(hf download org/model --quiet) && cp -rL "$hf_snapshot"/. /models/model
     ```
+
+    The path of the snapshot goes through a variable so that a failed download (a gated
+    repository, a typo, no network) fails the RUN: in `cp -rL "$(hf download ...)"/. DIR`
+    the substitution would be empty and cp would copy the whole file system (`/.`). That
+    form (which earlier versions of cachefix wrote) is reported and rewritten too.
 
     ## Fix safety
     `hf download REPO --local-dir DIR` (a whole repository, as root) is rewritten to the
-    pattern above: the same files end up in DIR. Downloads of single files, downloads that
+    pattern above: the same files end up in DIR, and the RUN fails when the download fails,
+    as before. Downloads of single files, downloads that
     stay in the cache, Python calls and downloads by another user are reported with the
     pattern to apply, not rewritten: doing it right needs knowledge of where the app loads
     the model from.
@@ -98,6 +124,10 @@ class HuggingFaceRule(Rule):
         mounts = existing_mounts(run.instruction)
         for command in run.commands:
             if is_download(command):
+                consumer = _consumer(run, command)
+                if consumer is not None:
+                    yield self._unguarded(run, dockerfile, command, consumer)
+                    continue
                 yield from self._cli(run, dockerfile, command, mounts)
             elif self._python_download(command):
                 yield from self._python(run, dockerfile, command, mounts)
@@ -144,7 +174,26 @@ class HuggingFaceRule(Rule):
             kept.append(word.raw)
         prefix = " ".join(f"{a.name}={a.value}" for a in command.assignments if a.value is not None)
         download = " ".join([*([prefix] if prefix else []), *kept, "--quiet"])
-        return f'mkdir -p {destination} && cp -rL "$({download})"/. {destination}'
+        return _grouped(f'mkdir -p {destination} && {SNAPSHOT}=$({download}) && cp -rL "${SNAPSHOT}"/. {destination}',
+                        command)
+
+    def _unguarded(self, run: RunContext, dockerfile: Dockerfile, download: Command, consumer: Command) -> Finding:
+        """`cp -rL "$(hf download ...)"/. DIR`: rewritten so that a failed download stops the RUN."""
+        message = ("a failed `hf download` leaves `$(...)` empty, so this command would go on with an empty path "
+                   f"(`cp -rL /. DIR` copies the whole file system): keep the path in a variable first, "
+                   f'`{SNAPSHOT}=$(hf download ...) && cp -rL "${SNAPSHOT}"/. DIR`')
+        text = dockerfile.text
+        if consumer.span is None or download.span is None or consumer.in_pipeline:
+            return self.finding(dockerfile, command_span(run, consumer), message)
+        opening = text.rfind("$(", consumer.span[0], download.span[0])
+        closing = text.find(")", download.span[1], consumer.span[1])
+        if opening < 0 or closing < 0 or text[opening + 2:download.span[0]].strip() or \
+                text[download.span[1]:closing].strip():
+            return self.finding(dockerfile, command_span(run, consumer), message)
+        guarded = (f"{SNAPSHOT}={text[opening:closing + 1]} && {text[consumer.span[0]:opening]}${SNAPSHOT}"
+                   f"{text[closing + 1:consumer.span[1]]}")
+        return self.finding(dockerfile, command_span(run, consumer), message,
+                            [edits.Edit(*consumer.span, _grouped(guarded, consumer))])
 
     def _python_download(self, command: Command) -> bool:
         return command.name.startswith("python") and any(PYTHON_CALLS.search(w.value or w.raw) for w in command.args)
