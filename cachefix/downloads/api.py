@@ -38,13 +38,15 @@ def cached_download(
     retries: int = 5,
     timeout: float = 60.0,
 ) -> Path:
-    """Fetch `url` through the cache and return `dest`, or the cached file when `dest` is None.
+    """Fetch `url` through the cache and return the file written, or the cached file without `dest`.
 
     sha256: the digest the file must have; a hit then needs no network at all.
     mirrors: URLs of the same file tried in order when `url` fails (`{sha256}` is filled in).
     extract_to: also unpack the archive (tar.gz/bz2/xz/zst, zip) into this directory.
     offline: never touch the network; raises `OfflineMiss` when the file is not cached.
     max_age: seconds during which an unpinned entry is used without asking the server.
+    dest: a file (a symlink is written through), a folder (the file keeps the URL's name), or
+    `-` for stdout; the file written is returned.
     link: hardlink `dest` to the cache entry instead of copying (it is read-only).
     The cached file itself is shared and read-only: copy it (pass `dest`) to modify it.
     Raises `cachefix.downloads.errors.DownloadError` (or a subclass) on failure.
@@ -52,9 +54,9 @@ def cached_download(
     fetcher = Fetcher(_store(Path(cache_dir) if cache_dir else default_root()), offline=offline,
                       max_age=max_age, retries=retries, timeout=timeout, display=Display(progress))
     with fetcher, fetcher.display:
-        result = deliver(fetcher, Request(url, sha256, tuple(mirrors)), dest=dest, extract_to=extract_to,
-                         link=link)
-    return Path(dest) if dest is not None else result.path
+        result, placed = deliver(fetcher, Request(url, sha256, tuple(mirrors)), dest=dest,
+                                 extract_to=extract_to, link=link)
+    return placed or result.path
 
 
 def deliver(
@@ -65,16 +67,20 @@ def deliver(
     extract_to: str | os.PathLike[str] | None = None,
     link: bool = False,
     limits: Limits | None = None,
-) -> Result:
-    """Fetch, then unpack into `extract_to` and place at `dest`: what the CLI and API share."""
+) -> tuple[Result, Path | None]:
+    """Fetch, then unpack into `extract_to` and place at `dest`: what the CLI and API share.
+
+    Returns the result and the file written for `dest` (None without `dest`, or for stdout).
+    """
     result = fetcher.fetch(request)
     if extract_to is not None:
         from cachefix.downloads.extract import extract  # tarfile, zipfile & co. only when unpacking
 
         extract(result.path, Path(extract_to), limits)
+    placed = None
     if dest is not None:
-        place(result.path, Path(dest), link=link)
-    return result
+        placed = place(result.path, dest, url=request.url, link=link)
+    return result, placed
 
 
 @lru_cache(maxsize=8)

@@ -20,9 +20,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     fetch = commands.add_parser(
         "fetch", help="download a file through the cache (a hit needs no network with --sha256)",
         description="Download URL through the content-addressed cache. Without -o, print the cached "
-                    "file's path, so `$(cachefix fetch URL)` works.")
-    fetch.add_argument("url", nargs="?", metavar="URL")
-    fetch.add_argument("-o", "--output", metavar="FILE", help="write the file here (atomically)")
+                    "file's path, so `$(cachefix fetch URL)` works. Exit status: 0 done, 1 the fetch "
+                    "failed, 2 bad input.")
+    fetch.add_argument("url", nargs="?", metavar="URL", help="the http:// or https:// URL to fetch")
+    fetch.add_argument("-o", "--output", metavar="FILE",
+                       help="write the file here, atomically; '-' for stdout; a folder (or a name "
+                            "ending in /) gets the URL's file name; a symlink is written through; "
+                            "a device or FIFO is written to, never replaced")
     fetch.add_argument("--sha256", metavar="HEX", help="the digest the file must have")
     fetch.add_argument("--extract", metavar="DIR", help="also unpack the archive (tar.*, zip) into DIR")
     fetch.add_argument("--mirror", metavar="URL", action="append", default=[],
@@ -30,20 +34,30 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                             "({sha256} is replaced by the digest); repeatable")
     fetch.add_argument("--manifest", metavar="FILE",
                        help="fetch every `URL [SHA256] [DEST]` line of FILE ('-' for stdin)")
-    fetch.add_argument("-j", "--jobs", type=int, default=4, metavar="N",
+    fetch.add_argument("-j", "--jobs", type=_count, default=4, metavar="N",
                        help="parallel downloads with --manifest (default 4)")
     fetch.add_argument("--offline", action="store_true", help="never touch the network; fail on a miss")
     fetch.add_argument("--max-age", metavar="DURATION", default="0s",
-                       help="use an unpinned entry without revalidating for this long, e.g. 1h, 7d")
+                       help="use an unpinned entry without revalidating for this long, e.g. 1h, 7d "
+                            "(default 0s: ask the server every time)")
     fetch.add_argument("--link", action="store_true",
                        help="hardlink FILE to the read-only cache entry instead of copying it")
-    fetch.add_argument("--retries", type=int, default=5, metavar="N", help="attempts per URL (default 5)")
-    fetch.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
-                       help="give up on a stalled transfer after this long (default 60)")
-    fetch.add_argument("--connect-timeout", type=float, default=30.0, metavar="SECONDS")
+    fetch.add_argument("--retries", type=_count, default=5, metavar="N", help="attempts per URL (default 5)")
+    fetch.add_argument("--timeout", type=_seconds, default=60.0, metavar="SECONDS",
+                       help="give up on a transfer that receives nothing for this long (default 60)")
+    fetch.add_argument("--connect-timeout", type=_seconds, default=30.0, metavar="SECONDS",
+                       help="give up on a connection not made within this long (default 30)")
+    fetch.add_argument("--speed-limit", metavar="SIZE", default="1K",
+                       help="a transfer slower than SIZE bytes a second over --speed-time is dropped "
+                            "and retried, resuming (default 1K; 0 turns it off)")
+    fetch.add_argument("--speed-time", type=_seconds, default=30.0, metavar="SECONDS",
+                       help="the window --speed-limit is measured over (default 30)")
+    fetch.add_argument("--max-time", type=_seconds, metavar="SECONDS",
+                       help="give up on the whole fetch, retries and mirrors included, after this "
+                            "long (default: no limit)")
     fetch.add_argument("--max-extract-size", metavar="SIZE", default="32G",
                        help="refuse archives that expand past SIZE (default 32G)")
-    fetch.add_argument("--max-members", type=int, default=200_000, metavar="N",
+    fetch.add_argument("--max-members", type=_count, default=200_000, metavar="N",
                        help="refuse archives with more members (default 200000)")
     _add_output_options(fetch)
     fetch.set_defaults(handler=_guarded(_fetch))
@@ -57,8 +71,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     stats.add_argument("--downloads", action="store_true", help="only the download cache (fast)")
     stats.set_defaults(handler=_guarded(_stats))
     clean = actions.add_parser("clean", help="evict download-cache entries by last use and total size")
-    clean.add_argument("--older-than", metavar="DURATION", help="evict entries unused for this long, e.g. 30d")
-    clean.add_argument("--max-size", metavar="SIZE", help="then evict least recently used until under SIZE")
+    clean.add_argument("--older-than", metavar="DURATION",
+                       help="evict entries unused for this long: a number and a unit (s, m, h, d, w), "
+                            "e.g. 30d; a bare number is refused")
+    clean.add_argument("--max-size", metavar="SIZE",
+                       help="then evict least recently used until under SIZE, e.g. 10G")
     clean.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
     _add_output_options(clean)
     clean.set_defaults(handler=_guarded(_clean))
@@ -88,6 +105,24 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="one status line per step")
     parser.add_argument("--progress", action="store_true", default=None,
                         help="show progress bars even when stderr is not a terminal")
+
+
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds (NaN, infinity, zero and negatives are usage errors)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1e9:  # also false for NaN
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    """A whole number from 1 to a billion."""
+    if not (text.strip().isdigit() and 1 <= int(text) <= 10**9):
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1, got {text!r}")
+    return int(text)
 
 
 def _guarded(run: Handler) -> Handler:
@@ -155,8 +190,6 @@ def _fetch(args: argparse.Namespace) -> int:
         raise InvalidInput("give either a URL or --manifest FILE")
     if args.manifest and (args.output or args.extract or args.sha256 or args.mirror):
         raise InvalidInput("--manifest takes -o/--sha256 per line; --extract and --mirror need a URL")
-    if args.jobs < 1 or args.retries < 1:
-        raise InvalidInput("--jobs and --retries must be at least 1")
     limits = None
     if args.extract:
         from cachefix.downloads.extract import Limits
@@ -171,16 +204,17 @@ def _fetch(args: argparse.Namespace) -> int:
         request = Request(args.url, args.sha256 or None, tuple(args.mirror))
     fetcher = Fetcher(_store(), offline=args.offline, max_age=parse_duration(args.max_age),
                       retries=args.retries, timeout=args.timeout, connect_timeout=args.connect_timeout,
-                      display=Display(_progress(args), files=len(lines or ())))
+                      speed_limit=parse_size(args.speed_limit), speed_time=args.speed_time,
+                      max_time=args.max_time, display=Display(_progress(args), files=len(lines or ())))
     with fetcher, fetcher.display:
         if lines is not None:
             from cachefix.downloads.manifest import fetch_all
 
             return fetch_all(fetcher, lines, jobs=args.jobs, quiet=args.quiet, verbose=args.verbose)
-        result = deliver(fetcher, request, dest=args.output, extract_to=args.extract, link=args.link,
-                         limits=limits)
+        result, placed = deliver(fetcher, request, dest=args.output, extract_to=args.extract,
+                                 link=args.link, limits=limits)
     if args.verbose:
-        print(result.status_line(args.url, args.output or args.extract), file=sys.stderr)
+        print(result.status_line(args.url, placed or args.output or args.extract), file=sys.stderr)
     if args.output is None:
         print(result.path)
     return 0
@@ -214,9 +248,10 @@ def _clean(args: argparse.Namespace) -> int:
 
     if args.older_than is None and args.max_size is None:
         raise InvalidInput("say what to evict: --older-than DURATION and/or --max-size SIZE")
+    older_than = None if args.older_than is None else parse_duration(args.older_than)
+    max_size = None if args.max_size is None else parse_size(args.max_size)
     store = _store()
-    outcome = clean(store, older_than=parse_duration(args.older_than) if args.older_than else None,
-                    max_size=parse_size(args.max_size) if args.max_size else None, dry_run=args.dry_run)
+    outcome = clean(store, older_than=older_than, max_size=max_size, dry_run=args.dry_run)
     if not args.quiet:
         verb = "would remove" if args.dry_run else "removed"
         print(f"{verb} {outcome.removed} entries ({format_size(outcome.freed)}); {outcome.kept} entries "

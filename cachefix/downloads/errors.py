@@ -30,6 +30,10 @@ class OfflineMiss(DownloadError):
     """`--offline` was asked and the cache does not hold the file."""
 
 
+class ReadOnlyCache(DownloadError):
+    """A miss in a cache that cannot be written (hits from it still work)."""
+
+
 class ArchiveError(DownloadError):
     """An archive is broken, hostile (names the member) or over a limit; nothing was extracted."""
 

@@ -48,13 +48,18 @@ def extract(archive: Path, dest: Path, limits: Limits | None = None) -> None:
     """Unpack `archive` into `dest` (created if missing; merged into if it has files)."""
     limits = limits or Limits()
     dest = Path(dest)
+    if dest.is_symlink():
+        dest = Path(os.path.realpath(dest))  # into the folder a link names, as `tar -C LINK` does
     dest.parent.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".cachefix", dir=dest.parent))
     try:
         sink = _Sink(temp, limits, os.stat(archive).st_size)
         _unpack(Path(archive), sink)
         sink.finish()
-        _publish(temp, dest)
+        try:
+            _publish(temp, dest)
+        except OSError as exc:  # name DEST, never the private temp folder
+            raise ArchiveError(f"cannot unpack into {dest}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(temp, ignore_errors=True)
 
@@ -140,10 +145,11 @@ class _Sink:
 
     def __init__(self, root: Path, limits: Limits, archive_size: int) -> None:
         self.root, self.limits = root, limits
+        self.real_root = os.path.realpath(root)  # what resolved link targets are compared with
         self.budget = min(limits.max_bytes, max(RATIO_FLOOR, archive_size * limits.max_ratio))
         self.members = self.written = 0
         self.safe_dirs: set[Path] = {root}
-        self.dir_modes: dict[Path, int] = {}
+        self.dir_modes: dict[Path, int | None] = {}  # None: not listed, made 0755 less umask as by tar
         self.links: dict[Path, str] = {}
 
     def reject(self, name: str, why: str) -> NoReturn:
@@ -208,11 +214,12 @@ class _Sink:
         """Check where every symlink really resolves (chains included), then set dir modes."""
         for link, name in self.links.items():
             real = os.path.realpath(link)
-            if os.path.commonpath([real, self.root]) != str(self.root):
+            if os.path.commonpath([real, self.real_root]) != self.real_root:
                 self.reject(name, "is a symlink that resolves outside the target directory")
+        umask = _umask()
         for path, mode in sorted(self.dir_modes.items(), reverse=True):
-            os.chmod(path, mode)
-        os.chmod(self.root, 0o777 & ~_umask())
+            os.chmod(path, mode if mode is not None else 0o755 & ~umask)
+        os.chmod(self.root, 0o777 & ~umask)
 
     def _target(self, name: str, *, clear: bool = True) -> Path:
         """`name` under the root, through real directories only; an old non-directory is removed."""
@@ -226,6 +233,7 @@ class _Sink:
                 continue
             try:
                 os.mkdir(path, 0o700)
+                self.dir_modes.setdefault(path, None)
             except FileExistsError:
                 if not stat.S_ISDIR(os.lstat(path).st_mode):
                     self.reject(name, f"goes through {part!r}, which is a symlink or a file")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -25,8 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from cachefix.downloads.errors import DigestMismatch, InvalidInput, OfflineMiss, TransferFailed
-from cachefix.downloads.index import url_key
+from cachefix.downloads.errors import (
+    DigestMismatch,
+    InvalidInput,
+    OfflineMiss,
+    ReadOnlyCache,
+    TransferFailed,
+    describe,
+)
+from cachefix.downloads.index import is_read_only, url_key
 from cachefix.downloads.progress import Display, Meter
 from cachefix.downloads.store import Store, hash_file, is_digest
 from cachefix.downloads.units import format_size
@@ -34,7 +42,7 @@ from cachefix.downloads.units import format_size
 if TYPE_CHECKING:
     import httpx
 
-    from cachefix.downloads.http import Partial, Transfer
+    from cachefix.downloads.http import Pace, Partial, Transfer
 
 log = logging.getLogger("cachefix.downloads")
 
@@ -56,9 +64,7 @@ class Request:
 
     def __post_init__(self) -> None:
         for url in (self.url, *self.mirrors):
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise InvalidInput(f"bad URL {url!r}: expected http:// or https:// and a host name")
+            _check_url(url)
         if self.sha256 is not None:
             digest = self.sha256.strip().lower().removeprefix("sha256:")
             if not is_digest(digest):
@@ -69,6 +75,19 @@ class Request:
 
     def sources(self) -> list[str]:
         return [self.url, *(m.replace("{sha256}", self.sha256 or "") for m in self.mirrors)]
+
+
+def _check_url(url: str) -> None:
+    """Refuse what no server can be asked for, as a usage error (exit 2), before any I/O."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
+    except ValueError as exc:
+        raise InvalidInput(f"bad URL {url!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"bad URL {url!r}: expected http:// or https:// and a host name")
+    if any(c <= " " or c == "\x7f" for c in url):
+        raise InvalidInput(f"bad URL {url!r}: spaces and control characters must be %-encoded")
 
 
 @dataclass(frozen=True)
@@ -94,6 +113,9 @@ class Fetcher:
     retries: int = 5
     timeout: float = 60.0
     connect_timeout: float = 30.0
+    speed_limit: float = 1024.0  # bytes/s that a transfer must keep up over speed_time (0: off)
+    speed_time: float = 30.0
+    max_time: float | None = None  # seconds for a whole fetch, retries and mirrors included
     display: Display = field(default_factory=lambda: Display(False))
     _client: httpx.Client | None = field(default=None, init=False, repr=False)
     _client_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -107,15 +129,27 @@ class Fetcher:
 
     def fetch(self, request: Request) -> Result:
         """The verified blob for `request`, downloading only when the cache cannot answer."""
-        hit = self._hit(request)
-        if hit is not None:
-            return hit
-        if self.offline:
-            raise OfflineMiss(f"{request.url} is not in the cache at {self.store.root},"
-                              " and --offline forbids downloading it")
-        waited_since = time.time()
-        with self._lock(request.url):
-            return self._hit(request, fresh_since=waited_since) or self._download(request)
+        try:
+            hit = self._hit(request)
+            if hit is not None:
+                return hit
+            if self.offline:
+                raise OfflineMiss(f"{request.url} is not in the cache at {self.store.root},"
+                                  " and --offline forbids downloading it")
+            if self.store.index.read_only:
+                raise ReadOnlyCache(self._read_only_miss(request.url, "its index cannot be written"))
+            waited_since = time.time()
+            with self._lock(request.url):
+                return self._hit(request, fresh_since=waited_since) or self._download(request)
+        except (OSError, sqlite3.OperationalError) as exc:
+            if not is_read_only(exc):
+                raise
+            raise ReadOnlyCache(self._read_only_miss(request.url, describe(exc)[1])) from None
+
+    def _read_only_miss(self, url: str, why: str) -> str:
+        return (f"cannot fetch {url}: the cache at {self.store.root} is read-only ({why}), so it serves"
+                " only hits that need no download (--sha256, --max-age, --offline); use a writable"
+                " CACHEFIX_CACHE_DIR to download")
 
     # -- hits ----------------------------------------------------------------------------
 
@@ -127,7 +161,7 @@ class Fetcher:
             size = self.verified_size(request.sha256)
             if size is None:
                 return None
-            index.record_hit(request.url, request.sha256, size)
+            index.note_use(lambda: index.record_hit(request.url, request.sha256, size))
             return Result(self.store.blob_path(request.sha256), request.sha256, size, "hit")
         entry = index.url(request.url)
         if entry is None or (size := self.verified_size(entry.digest)) is None:
@@ -135,7 +169,7 @@ class Fetcher:
         fresh = time.time() - entry.checked < self.max_age
         if not (self.offline or fresh or (fresh_since is not None and entry.checked >= fresh_since)):
             return None
-        index.record_hit(request.url, entry.digest, size)
+        index.note_use(lambda: index.record_hit(request.url, entry.digest, size))
         return Result(self.store.blob_path(entry.digest), entry.digest, size, "hit")
 
     def verified_size(self, digest: str) -> int | None:
@@ -149,7 +183,7 @@ class Fetcher:
             return stat.st_size
         actual = hash_file(path)
         if actual == digest:
-            self.store.index.record_blob(digest, stat)
+            self.store.index.note_use(lambda: self.store.index.record_blob(digest, stat))
             return stat.st_size
         log.warning("cached blob %s is corrupt (its content hashes to %s); fetching it again",
                     path, actual)
@@ -184,13 +218,14 @@ class Fetcher:
         if cached_size is None:
             entry = None
         failures: list[Exception] = []
+        pace = self._pace()
         meter = self.display.meter(Path(urlsplit(request.url).path).name or request.url)
         try:
             for source in request.sources():
                 validators = (entry.etag, entry.last_modified) if entry and source == request.url else None
                 try:
                     transfer = self._transfer(request, source, meter, validators,
-                                              attempts=1 if entry else self.retries)
+                                              attempts=1 if entry else self.retries, pace=pace)
                 except (TransferFailed, DigestMismatch) as exc:
                     if entry is not None and cached_size is not None:
                         log.warning("could not revalidate %s (%s); using the cached copy", request.url, exc)
@@ -211,8 +246,15 @@ class Fetcher:
             raise failures[0]
         raise TransferFailed("every source failed: " + "; ".join(str(f) for f in failures))
 
+    def _pace(self) -> Pace:
+        from cachefix.downloads.http import Pace
+
+        deadline = None if self.max_time is None else time.monotonic() + self.max_time
+        return Pace(self.speed_limit, self.speed_time, deadline)
+
     def _transfer(self, request: Request, source: str, meter: Meter,
-                  validators: tuple[str | None, str | None] | None, attempts: int) -> Transfer | None:
+                  validators: tuple[str | None, str | None] | None, attempts: int,
+                  pace: Pace) -> Transfer | None:
         """Download `source` into a temp file and publish it; None on 304 Not Modified."""
         from cachefix.downloads.http import Partial, RetryPolicy, download
 
@@ -226,7 +268,7 @@ class Fetcher:
             while True:
                 transfer = download(
                     self._http(), source, part, policy=RetryPolicy(attempts=attempts), meter=meter,
-                    validators=validators,
+                    validators=validators, pace=pace,
                     on_resumable=lambda validator: index.add_partial(part.path, source, validator, owner))
                 if transfer is None or not request.sha256 or transfer.digest == request.sha256:
                     break

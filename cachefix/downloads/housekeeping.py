@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cachefix.downloads.errors import InvalidInput
 from cachefix.downloads.index import url_key
+from cachefix.downloads.layout import foreign_entries, refuse_foreign, remove_own
 from cachefix.downloads.store import Store, hash_file, is_digest
 from cachefix.downloads.units import format_size
 
@@ -32,6 +33,9 @@ class CleanOutcome:
 def clean(store: Store, *, older_than: float | None, max_size: int | None, dry_run: bool) -> CleanOutcome:
     """Evict blobs unused for `older_than` seconds, then least recently used ones until the
     cache holds at most `max_size` bytes; also drop abandoned temp files."""
+    if not store.root.is_dir():
+        return CleanOutcome(0, 0, 0, 0)
+    refuse_foreign(store.root, foreign_entries(store.root), "clean")
     index = store.index
     on_disk = dict(store.blobs())
     last_use = {use.digest: use.last_use for use in index.blob_uses()}
@@ -74,6 +78,8 @@ def verify(store: Store, *, entry: str | None, expected: str | None, repair: boo
             continue
         print(f"✗ corrupt: {store.blob_path(digest)} (content hashes to {actual})")
         bad.append(digest)
+    if repair and bad:
+        refuse_foreign(store.root, foreign_entries(store.root), "repair")
     unrepaired = _repair(store, bad) if repair else len(bad)
     if not quiet:
         print(f"verified {checked} files ({format_size(size)}): {len(bad)} corrupt"
@@ -137,6 +143,8 @@ def clear_targets(store: Store, names: list[str]) -> list[Target]:
         paths = [store.root] if name == "downloads" else locate(name).paths
         paths = [p for p in paths if p.exists()]
         _refuse_dangerous(paths)
+        if name == "downloads" and paths:
+            refuse_foreign(store.root, foreign_entries(store.root), "clear")
         targets.append(Target(name, paths, disk_usage(paths)[1]))
     return targets
 
@@ -157,7 +165,9 @@ def confirm_and_clear(targets: list[Target], *, assume_yes: bool) -> int:
             return 1
     for target in targets:
         for path in target.paths:
-            if path.is_dir() and not path.is_symlink():
+            if target.name == "downloads":
+                remove_own(path)
+            elif path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
             else:
                 path.unlink()

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from cachefix import __version__
-from cachefix.downloads.errors import TransferFailed
+from cachefix.downloads.errors import InvalidInput, TransferFailed
 from cachefix.downloads.progress import Meter
 from cachefix.downloads.store import hash_fd
 
@@ -54,6 +54,45 @@ class RetryPolicy:
         if asked is not None:
             return min(asked, self.cap)
         return min(self.cap, self.base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class Pace:
+    """The slowest transfer worth waiting for, and when to give up altogether.
+
+    As curl's `--speed-limit`/`--speed-time`: a response that brings fewer than `min_rate`
+    bytes per second over `window` seconds is dropped and retried (resuming what it sent),
+    so a server that trickles a byte a second cannot hold a build forever, which the stall
+    timeout alone allows. `deadline` (a `time.monotonic()` value, from `--max-time`) bounds
+    the whole fetch: every attempt, read and backoff.
+    """
+
+    min_rate: float = 1024.0
+    window: float = 30.0
+    deadline: float | None = None
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+
+class _Window:
+    """Bytes received in the current `Pace.window`; raises `_Retry` when they are too few."""
+
+    def __init__(self, pace: Pace) -> None:
+        self.pace, self.start, self.bytes = pace, time.monotonic(), 0
+
+    def add(self, size: int) -> None:
+        self.bytes += size
+        now = time.monotonic()
+        if self.pace.deadline is not None and now > self.pace.deadline:
+            raise _Retry("the --max-time deadline passed")
+        elapsed = now - self.start
+        if not self.pace.min_rate or elapsed < self.pace.window:
+            return
+        if self.bytes < self.pace.min_rate * elapsed:
+            raise _Retry(f"too slow: {self.bytes / elapsed:.0f} B/s over {elapsed:.0f} s, under the"
+                         f" --speed-limit of {self.pace.min_rate:.0f} B/s")
+        self.start, self.bytes = now, 0
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -152,6 +191,7 @@ def download(
     validators: tuple[str | None, str | None] | None = None,
     on_resumable: Callable[[str], None] = lambda validator: None,
     sleep: Callable[[float], None] = time.sleep,
+    pace: Pace = Pace(),
 ) -> Transfer | None:
     """Fetch `url` into `part`; None when `validators` (ETag, Last-Modified) got a 304.
 
@@ -162,14 +202,20 @@ def download(
     while True:
         attempt += 1
         try:
-            return _attempt(client, url, part, meter, validators, on_resumable)
+            return _attempt(client, url, part, meter, validators, on_resumable, pace)
         except (httpx.TransportError, _Retry) as exc:
-            if _permanent(exc) or attempt >= policy.attempts:
+            delay = policy.delay(attempt, getattr(exc, "retry_after", None))
+            remaining = pace.remaining()
+            out_of_time = remaining is not None and remaining <= delay
+            if _permanent(exc) or attempt >= policy.attempts or out_of_time:
+                why = " and the --max-time deadline" if out_of_time and attempt < policy.attempts else ""
                 raise TransferFailed(f"could not download {url}: {_describe(exc)}"
-                                     f" (after {attempt} attempt{'s' * (attempt > 1)})") from None
-            sleep(policy.delay(attempt, getattr(exc, "retry_after", None)))
+                                     f" (after {attempt} attempt{'s' * (attempt > 1)}{why})") from None
+            sleep(delay)
         except httpx.HTTPError as exc:
             raise TransferFailed(f"could not download {url}: {_describe(exc)}") from None
+        except httpx.InvalidURL as exc:  # e.g. a host name that is not valid IDNA
+            raise InvalidInput(f"bad URL {url!r}: {exc}") from None
 
 
 def _attempt(
@@ -179,6 +225,7 @@ def _attempt(
     meter: Meter,
     validators: tuple[str | None, str | None] | None,
     on_resumable: Callable[[str], None],
+    pace: Pace,
 ) -> Transfer | None:
     headers = {}
     if part.offset and part.validator:
@@ -189,7 +236,7 @@ def _attempt(
         etag, last_modified = validators
         headers.update({"If-None-Match": etag} if etag else {})
         headers.update({"If-Modified-Since": last_modified} if last_modified else {})
-    with client.stream("GET", url, headers=headers) as response:
+    with client.stream("GET", url, headers=headers, timeout=_timeout(client, pace)) as response:
         status = response.status_code
         if status == 304 and validators:
             return None
@@ -207,8 +254,10 @@ def _attempt(
                 on_resumable(part.validator)
         meter.start(total, part.offset)
         pending = 0
+        window = _Window(pace)
         for chunk in response.iter_raw():
             part.write(chunk)
+            window.add(len(chunk))
             pending += len(chunk)
             if pending >= METER_STEP:
                 meter.advance(pending)
@@ -218,6 +267,22 @@ def _attempt(
             raise _Retry(f"server sent {part.offset} of {total} bytes")
         return Transfer(part.hasher.hexdigest(), part.offset, response.headers.get("ETag"),
                         response.headers.get("Last-Modified"), str(response.url))
+
+
+def _timeout(client: httpx.Client, pace: Pace) -> httpx.Timeout:
+    """The client's timeouts, cut short so that no wait outlasts the deadline."""
+    remaining = pace.remaining()
+    if remaining is None:
+        return client.timeout
+    if remaining <= 0:
+        raise _Retry("the --max-time deadline passed")
+    cut = client.timeout
+    return httpx.Timeout(connect=_min(cut.connect, remaining), read=_min(cut.read, remaining),
+                         write=_min(cut.write, remaining), pool=_min(cut.pool, remaining))
+
+
+def _min(limit: float | None, remaining: float) -> float:
+    return remaining if limit is None else min(limit, remaining)
 
 
 def _expected_total(response: httpx.Response, part: Partial) -> int | None:

@@ -8,20 +8,23 @@ it through WAL mode and a busy timeout; every write is one short transaction.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 log = logging.getLogger("cachefix.downloads")
 
 SCHEMA_VERSION = 1
+SQLITE_READONLY, SQLITE_CANTOPEN = 8, 14
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS urls (
     url TEXT PRIMARY KEY,
@@ -94,6 +97,7 @@ class Index:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.read_only = False  # set once the cache turned out not to be writable
         self._local = threading.local()
 
     @property
@@ -115,8 +119,15 @@ class Index:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 30000")
-        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+        try:
+            conn.execute("PRAGMA busy_timeout = 30000")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if not is_read_only(exc) or not self.path.is_file():
+                raise
+            conn.close()
+            return self._connect_immutable()
+        if version != SCHEMA_VERSION:
             _enable_wal(conn)
             with _transaction(conn):
                 for statement in SCHEMA.split(";"):
@@ -124,6 +135,26 @@ class Index:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("PRAGMA synchronous = NORMAL")
         return conn
+
+    def _connect_immutable(self) -> sqlite3.Connection:
+        """A read-only file in a folder we cannot write (a cache shared read-only into CI or a
+        container, a read-only mount): SQLite cannot even create the WAL's shared-memory file
+        there, so open it as immutable, which nobody can be writing to."""
+        self.read_only = True
+        uri = f"file:{quote(str(self.path.absolute()))}?immutable=1"
+        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+
+    def note_use(self, write: Callable[[], None]) -> None:
+        """Record a use (hit counts, fingerprints): skipped, not failed, on a read-only cache."""
+        if self.read_only:
+            return
+        try:
+            write()
+        except sqlite3.OperationalError as exc:
+            if not is_read_only(exc):
+                raise
+            self.read_only = True
+            log.info("the cache index %s is read-only: hits are served but not recorded", self.path)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -218,6 +249,17 @@ class Index:
 
     def drop_partial(self, path: Path | str) -> None:
         self.db.execute("DELETE FROM partials WHERE path = ?", (str(path),))
+
+
+def is_read_only(exc: BaseException) -> bool:
+    """Did this fail because the cache cannot be written (permissions, read-only mount)?"""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (SQLITE_READONLY, SQLITE_CANTOPEN)
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        text in str(exc) for text in ("readonly", "unable to open"))
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:

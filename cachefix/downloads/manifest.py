@@ -23,7 +23,7 @@ from cachefix.downloads.store import is_digest
 @dataclass(frozen=True)
 class Line:
     request: Request
-    dest: Path | None
+    dest: str | None  # as written: a trailing slash means a folder
     where: str  # FILE:LINE, for messages
 
 
@@ -49,7 +49,7 @@ def read_manifest(name: str) -> list[Line]:
             request = Request(url, None if digest == "-" else digest)
         except InvalidInput as exc:
             raise InvalidInput(f"{where}: {exc}") from None
-        lines.append(Line(request, Path(rest[0]) if rest else None, where))
+        lines.append(Line(request, rest[0] if rest else None, where))
     return lines
 
 
@@ -62,7 +62,7 @@ def fetch_all(fetcher: Fetcher, lines: list[Line], *, jobs: int, quiet: bool, ve
             line = futures[future]
             fetcher.display.file_done()
             try:
-                result = future.result()
+                result, _ = future.result()
             except Exception as exc:
                 counts["failed"] += 1
                 print(f"cachefix: error: {line.where}: {describe(exc)[1]}", file=sys.stderr)

@@ -1,8 +1,10 @@
 """Put a blob at DEST atomically: a reflink where the file system can, else a kernel copy.
 
 DEST is written as a temp file beside it and renamed over it, so a reader never sees half
-a file and a failure leaves the old DEST as it was. A hardlink into the cache is made only
-on request: the blob is read-only and shared, and editing DEST must not edit the cache.
+a file and a failure leaves the old DEST as it was. What DEST names is honoured, never
+replaced: a symlink is written through, a device or FIFO is written to, `-` is stdout.
+A hardlink into the cache is made only on request: the blob is read-only and shared, and
+editing DEST must not edit the cache.
 """
 
 from __future__ import annotations
@@ -11,24 +13,81 @@ import errno
 import fcntl
 import os
 import shutil
+import stat
+import sys
 from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import unquote, urlsplit
 
-from cachefix.downloads.errors import DownloadError
+from cachefix.downloads.errors import DownloadError, InvalidInput
 from cachefix.downloads.store import create_unique
 
 FICLONE = 0x40049409  # _IOW(0x94, 9, int): btrfs, XFS (reflink=1), bcachefs, ZFS 2.2+
 _NO_CLONE = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EBADF}
 
 
-def place(blob: Path, dest: Path, *, link: bool = False) -> None:
-    """Make `dest` a copy of `blob` (or a hardlink with `link`), replacing it atomically."""
-    dest = Path(dest)
-    if dest.is_dir():
-        raise DownloadError(f"cannot write {dest}: it is a directory; give a file name")
+def place(blob: Path, dest: str | os.PathLike[str], *, url: str, link: bool = False) -> Path | None:
+    """Put `blob` at `dest` as `-o` means it; returns the file written (None for stdout).
+
+    `-` is stdout; a folder (existing, or named with a trailing slash) receives the file under
+    the URL's name; a symlink is written through (as curl and wget do); a character device or
+    FIFO is written in place and never replaced; anything else is replaced atomically.
+    """
+    text = os.fspath(dest)
+    if text == "-":
+        _stream(blob, sys.stdout.buffer)
+        return None
+    if not text:
+        raise InvalidInput("-o needs a file name, a folder or '-'")
+    path = Path(text)
+    if text.endswith(os.sep) or path.is_dir():
+        path = path / url_file_name(url)
+    path = _through_links(path)
     try:
-        _place(blob, dest, link)
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = stat.S_IFREG
     except OSError as exc:
-        raise DownloadError(f"cannot write {dest}: {exc.strerror or exc}") from None
+        raise DownloadError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        if stat.S_ISDIR(mode):
+            raise DownloadError(f"cannot write {path}: it is a directory")
+        if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+            if link:
+                raise DownloadError(f"cannot hardlink {path}: it is a device or FIFO (drop --link)")
+            with open(os.open(path, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC), "wb") as sink:
+                _stream(blob, sink)
+        elif not stat.S_ISREG(mode):
+            raise DownloadError(f"refusing to write {path}: it is a socket or block device")
+        else:
+            _place(blob, path, link)
+    except OSError as exc:
+        raise DownloadError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def url_file_name(url: str) -> str:
+    """The last segment of the URL's path, decoded: the name `-o FOLDER/` gives the file."""
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        raise InvalidInput(f"cannot tell a file name from {url}: give -o FOLDER/NAME")
+    return name
+
+
+def _through_links(path: Path) -> Path:
+    """Where writing `path` lands when it is a symlink (a dangling one included)."""
+    if not path.is_symlink():
+        return path
+    real = Path(os.path.realpath(path))
+    if real.is_symlink():
+        raise DownloadError(f"cannot write {path}: it is a symlink loop")
+    return real
+
+
+def _stream(blob: Path, sink: BinaryIO) -> None:
+    with open(blob, "rb") as source:
+        shutil.copyfileobj(source, sink, 1 << 20)
+    sink.flush()
 
 
 def _place(blob: Path, dest: Path, link: bool) -> None:

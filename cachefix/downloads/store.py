@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 
 from cachefix.downloads.index import Index
+from cachefix.downloads.layout import MARKER, foreign_top, refuse_foreign
 
 BLOB_MODE = 0o444
 HASH_CHUNK = 1 << 20
@@ -89,6 +90,7 @@ class Store:
         self.blob_dir = self.root / "sha256"
         self.tmp_dir = self.root / "tmp"
         self.lock_dir = self.root / "locks"
+        self._ready = False
 
     @cached_property
     def index(self) -> Index:
@@ -96,15 +98,30 @@ class Store:
         return Index(self.root / "index.sqlite")
 
     def ensure(self) -> None:
-        """Create the layout (the root 0700: a cache may hold private files) and CACHEDIR.TAG."""
-        if self.tmp_dir.is_dir():
+        """Create the layout (the root 0700: a cache may hold private files) and CACHEDIR.TAG.
+
+        A folder that exists is adopted only when it is empty or holds nothing but cachefix's
+        layout: a project folder named by mistake is refused (exit 2), never littered. Creating
+        the folder leaves the marker that lets `cache clear` remove it again. Nothing is
+        written when the layout is complete, so a read-only cache still serves hits.
+        """
+        if self._ready:
             return
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self.root.is_dir():
+            self.root.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.root.mkdir(mode=0o700)
+                (self.root / MARKER).write_text("cachefix created this folder; `cachefix cache clear` may remove it\n")
+            except FileExistsError:
+                pass
+        refuse_foreign(self.root, foreign_top(self.root), "use as a cache")
         for sub in (self.blob_dir, self.tmp_dir, self.lock_dir):
-            sub.mkdir(exist_ok=True)
+            if not sub.is_dir():
+                sub.mkdir(exist_ok=True)
         tag = self.root / "CACHEDIR.TAG"
         if not tag.exists():
             tag.write_text(CACHEDIR_TAG)
+        self._ready = True
 
     def blob_path(self, digest: str) -> Path:
         return self.blob_dir / digest[:2] / digest

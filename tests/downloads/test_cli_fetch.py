@@ -71,10 +71,15 @@ def test_unwritable_dest_is_a_clear_error(server: FaultServer, cache_dir: Path, 
     assert code == 1 and err == f"cachefix: error: cannot write {blocker / 'sub' / 'out'}: Not a directory\n"
 
 
-def test_dest_that_is_a_directory_is_refused(server: FaultServer, cache_dir: Path, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "fetch", server.add("/f", DATA), "-o", str(tmp_path))
-    assert code == 1 and "is a directory" in err
+def test_dest_folder_gets_the_url_file_name_unless_that_is_a_folder(server: FaultServer, cache_dir: Path,
+                                                                     tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    url = server.add("/f", DATA)
+    code, _, err = run(capsys, "fetch", url, "-o", str(tmp_path))
+    assert (code, err) == (0, "") and (tmp_path / "f").read_bytes() == DATA
+    (tmp_path / "sub" / "f").mkdir(parents=True)
+    code, _, err = run(capsys, "fetch", url, "-o", str(tmp_path / "sub"))
+    assert code == 1 and err == f"cachefix: error: cannot write {tmp_path / 'sub' / 'f'}: it is a directory\n"
 
 
 def test_concurrent_processes_download_once(server: FaultServer, cache_dir: Path, tmp_path: Path) -> None:
