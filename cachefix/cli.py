@@ -1,4 +1,4 @@
-"""The `cachefix` command: arguments and dispatch only.
+"""The `cachefix` command: arguments, help and dispatch only.
 
 Every handler is imported inside its command, so `cachefix check Dockerfile` (what a
 pre-commit hook runs on every commit) never imports the HTTP client or the download runtime.
@@ -17,62 +17,159 @@ from cachefix.report import FORMATS  # plain data: the reporters themselves are 
 
 LINT_COMMANDS = ("fix", "check")
 OTHER_COMMANDS = ("rules", "explain", "fetch", "cache", "shell-init")
+EXIT_USAGE = 2
+
+DESCRIPTION = """\
+Add BuildKit cache mounts to the package installs in Dockerfiles (pip, uv, apt, apk, dnf,
+npm, yarn, pnpm, go, cargo, maven, gradle, ...: see `cachefix rules`), and cache downloads
+outside containers."""
+
+EPILOG = """\
+examples:
+  cachefix --diff .            what fixing every Dockerfile under this folder would change
+  cachefix .                   fix them, in place (`cachefix PATH...` is `cachefix fix PATH...`)
+  cachefix check .             report only, change nothing (for CI)
+  cachefix explain apt         what the apt rule changes, and why
+
+Without a COMMAND and a PATH, cachefix prints this help and changes nothing.
+`cachefix COMMAND --help` describes a command's options and exit status."""
+
+FIX_DESCRIPTION = """\
+Rewrite the package installs in Dockerfiles, in place, to use BuildKit cache mounts: each RUN
+that installs with a known package manager gets a `--mount=type=cache` on that manager's cache,
+and what would defeat the cache (`--no-cache-dir`, `rm -rf /var/lib/apt/lists/*`, ...) is
+removed from that RUN. The rest of the file stays byte for byte. A file that cannot be read or
+parsed is reported and left as it is; the other files are still fixed. With --diff nothing is
+written: the changes are printed as a unified diff (for `git apply`) and the report goes to
+stderr."""
+
+CHECK_DESCRIPTION = """\
+Report the package installs in Dockerfiles that do not use a BuildKit cache mount (and what
+would defeat one), changing no file: for CI and pre-commit. Each finding says whether
+`cachefix fix` can fix it; `cachefix explain CODE` says what to do when it cannot."""
+
+SELECT_FORMS = """\
+--select and --ignore take a comma-separated list of:
+  rule codes       CF101,CF201
+  code prefixes    CF1 (pip, uv, poetry, conda), CF2 (apt, apk, dnf), CF4 (npm, yarn, pnpm)
+  manager names    pip, apt, npm, go, ... (`cachefix rules` lists codes and managers)"""
+
+FIX_EPILOG = f"""\
+{SELECT_FORMS}
+
+exit status:
+  0  nothing left to fix
+  1  findings left that cachefix cannot fix (at or above --fail-on); with --diff: changes to make
+  2  an error: a file that cannot be read, parsed or written, a bad option or configuration
+
+examples:
+  cachefix fix --diff .                  what would change under the current folder
+  cachefix fix .                         change it
+  cachefix fix --select apt Dockerfile   only the apt rule, in one file"""
+
+CHECK_EPILOG = f"""\
+{SELECT_FORMS}
+
+exit status:
+  0  no finding (at or above --fail-on)
+  1  findings
+  2  an error: a file that cannot be read or parsed, a bad option or configuration (wins over 1)
+
+examples:
+  cachefix check .                           every Dockerfile under the current folder
+  cachefix check --format github .           annotations in a GitHub Actions job
+  cachefix check --fail-on error --quiet .   fail only on errors, one line a finding"""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs as written (lists, examples); commands listed without a
+    `COMMAND` line above them."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        text = super()._format_action(action)
+        return text.split("\n", 1)[1] if isinstance(action, argparse._SubParsersAction) else text
 
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a mistake on the command line is one line on stderr, not the usage text."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _add_lint_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="*", metavar="PATH", default=["."],
-                        help="files or folders (searched recursively); default: the current folder")
-    parser.add_argument("--select", metavar="CODES", help="only these rule codes (comma-separated)")
-    parser.add_argument("--ignore", metavar="CODES", help="skip these rule codes (comma-separated)")
+def _add_lint_options(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help=f"a Dockerfile (read whatever its name) or a folder: every Dockerfile and "
+                             f"Containerfile under it, skipping what .gitignore ignores; `.` {verb} the "
+                             f"current folder")
+    parser.add_argument("--select", metavar="CODES", help="only these rules (codes, code prefixes or manager "
+                                                          "names, comma-separated: see below)")
+    parser.add_argument("--ignore", metavar="CODES", help="skip these rules (same forms as --select)")
     parser.add_argument("--exclude", metavar="GLOB", action="append", default=[],
                         help="skip paths matching this gitignore-style pattern (repeatable)")
-    parser.add_argument("--syntax", metavar="VERSION",
-                        help="the `# syntax=` frontend to write, e.g. docker/dockerfile:1.4, or 'none' "
-                             "(default: docker/dockerfile:1.3)")
+    parser.add_argument("--syntax", metavar="FRONTEND",
+                        help="the `# syntax=` line written at the top of a file that gains its first cache "
+                             "mount and has none: docker/dockerfile:1.3 by default (raised to what the file "
+                             "needs, 1.4 for heredocs), or 'none' to never write one. A directive the file "
+                             "has is raised when too old, whatever this says")
     parser.add_argument("--config", metavar="FILE",
-                        help="use this configuration file for every file (default: the nearest .cachefix.toml "
-                             "or pyproject.toml with [tool.cachefix] above each file)")
+                        help="use this configuration file for every file (default: for each file, the "
+                             ".cachefix.toml, or pyproject.toml with [tool.cachefix], found first in its "
+                             "folder or the folders above)")
     parser.add_argument("--fail-on", metavar="SEVERITY",
                         help="info, warning, error or never: the least severe finding that makes the exit "
                              "status 1 (default: info, i.e. any finding)")
-    parser.add_argument("--format", choices=FORMATS, default="text", help="report format (default: text)")
+    parser.add_argument("--format", choices=FORMATS, default="text",
+                        help="report format: text (default), json, sarif, github (workflow annotations) or "
+                             "gitlab (code quality)")
     parser.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")
     parser.add_argument("--show-ignored", action="store_true",
                         help="also list findings silenced by `# cachefix: ignore` and files skipped by "
                              "`# cachefix: skip-file`")
     parser.add_argument("--statistics", action="store_true",
-                        help="count findings per rule code (with --format other than text: on stderr)")
+                        help="count findings per rule code instead of listing them (with a --format other "
+                             "than text: the report as usual, and the counts on stderr)")
     parser.add_argument("-q", "--quiet", action="store_true",
-                        help="print only the findings (text: `path:line:col: CODE message`), no summary or progress")
-    parser.add_argument("--no-color", action="store_true", help="never colour the output")
+                        help="text: only the findings, one a line (`path:line:col: CODE message`), and the "
+                             "errors; no summary, no progress bar")
+    parser.add_argument("--no-color", action="store_true",
+                        help="never colour the output (it is coloured only on a terminal without NO_COLOR)")
+
+
+def _add_lint_command(commands: argparse._SubParsersAction, name: str, help_line: str, description: str,
+                      epilog: str) -> argparse.ArgumentParser:
+    parser = commands.add_parser(name, help=help_line, description=description, epilog=epilog,
+                                 usage=f"cachefix {name} [options] PATH...",
+                                 formatter_class=HelpFormatter)
+    _add_lint_options(parser, "fixes" if name == "fix" else "checks")
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(
-        prog="cachefix",
-        description="Add BuildKit cache mounts to Dockerfiles, and cache downloads outside containers.",
-        epilog="`cachefix PATH...` is `cachefix fix PATH...`. Exit status: 0 clean, 1 findings remain, 2 error.",
-    )
+    parser = Parser(prog="cachefix", description=DESCRIPTION, epilog=EPILOG,
+                    formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"cachefix {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
-    fix = commands.add_parser("fix", help="rewrite Dockerfiles in place (the default command)")
-    _add_lint_options(fix)
-    fix.add_argument("--diff", action="store_true", help="print a unified diff and write nothing")
+    fix = _add_lint_command(commands, "fix", "rewrite Dockerfiles in place to use cache mounts (--diff: only show)",
+                            FIX_DESCRIPTION, FIX_EPILOG)
+    fix.add_argument("--diff", action="store_true",
+                     help="write nothing: print the changes as a unified diff on stdout (the report goes to "
+                          "stderr), and exit 1 when there are changes to make")
+    _add_lint_command(commands, "check", "report uncached installs, change nothing; exit 1 when any remain",
+                      CHECK_DESCRIPTION, CHECK_EPILOG)
 
-    check = commands.add_parser("check", help="report uncached installs; exit 1 when any remain")
-    _add_lint_options(check)
-
-    commands.add_parser("rules", help="list the rules")
-    explain = commands.add_parser("explain", help="explain a rule: what, why, before and after")
-    explain.add_argument("code", help="a rule code, e.g. CF001")
+    rules = commands.add_parser("rules", help="list the rules: code, manager, name, summary",
+                                description="List every rule cachefix runs, plugins included.")
+    rules.add_argument("--format", choices=("text", "json"), default="text",
+                       help="text (default), or json: a list of objects with code, name, manager, summary, "
+                            "fixable and fix_safety")
+    explain = commands.add_parser("explain", help="a rule's documentation: what, why, before and after, fix safety",
+                                  description="Print a rule's documentation: what it finds, why it matters, an "
+                                              "example and its fix, and how safe the fix is.")
+    explain.add_argument("rule", metavar="RULE",
+                         help="a rule code (CF201), a rule name (apt-cache-mount) or a manager (apt): a "
+                              "manager explains each of its rules")
 
     from cachefix.downloads.commands import add_commands
 
@@ -91,9 +188,29 @@ def _with_default_command(argv: Sequence[str]) -> list[str]:
     return args
 
 
+def _needs_a_path(argv: Sequence[str], command: str, explicit: bool) -> int:
+    """`cachefix check` without a PATH: writing (or checking) needs to be told where."""
+    import shlex
+
+    prog = f"cachefix {command}" if explicit else "cachefix"
+    example = shlex.join(["cachefix", *argv, "."])
+    print(f"{prog}: error: needs a PATH (a Dockerfile or a folder), e.g. `{example}` for the current folder",
+          file=sys.stderr)
+    return EXIT_USAGE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return _dispatch(build_parser().parse_args(_with_default_command(sys.argv[1:] if argv is None else argv)))
+        parser = build_parser()
+        if not argv:  # bare `cachefix`: help, as git and docker give, never a run over the current folder
+            parser.print_help()
+            return EXIT_USAGE
+        full = _with_default_command(argv)
+        args = parser.parse_args(full)
+        if args.command in LINT_COMMANDS and not args.paths:
+            return _needs_a_path(argv, args.command, explicit=full == argv)
+        return _dispatch(args)
     except BrokenPipeError:  # `cachefix --diff . | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
@@ -109,5 +226,5 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command in ("rules", "explain"):
         from cachefix.report.rule_docs import explain_rule, list_rules
 
-        return list_rules() if args.command == "rules" else explain_rule(args.code)
+        return list_rules(args.format) if args.command == "rules" else explain_rule(args.rule)
     return args.handler(args)

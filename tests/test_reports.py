@@ -271,6 +271,82 @@ def test_diff_keeps_stdout_a_clean_patch_in_every_format(tmp_path, capsys) -> No
         assert status == 1 and out.startswith("--- a/Dockerfile") and "+RUN --mount" in out
 
 
+# --- the text summary: honest in every combination ----------------------------------------------
+
+UNFIXABLE = "FROM python:3.12\nUSER app\nRUN pip install flask\n"  # a uid the file does not show
+TREES = {  # folder -> Dockerfile text
+    "clean": {"clean": CLEAN},
+    "errors": {"clean": CLEAN, "broken": BROKEN},
+    "findings": {"clean": CLEAN, "pip": PIP, "user": UNFIXABLE},
+    "findings+errors": {"clean": CLEAN, "pip": PIP, "user": UNFIXABLE, "broken": BROKEN},
+    "only errors": {"broken": BROKEN, "broken2": BROKEN},
+}
+LEAD = "1 file could not be checked (error above); "
+SUMMARIES = {  # (tree, mode) -> the last line of the text report
+    ("clean", "check"): "No uncached installs in 1 file.",
+    ("clean", "fix"): "Nothing to fix in 1 file.",
+    ("clean", "diff"): "Nothing to fix in 1 file.",
+    ("errors", "check"): LEAD + "no uncached installs in the 1 checked.",
+    ("errors", "fix"): LEAD + "nothing to fix in the 1 checked.",
+    ("errors", "diff"): LEAD + "nothing to fix in the 1 checked.",
+    ("findings", "check"): "Found 2 findings (1 fixable with `cachefix fix`) in 2 files of 3 checked.",
+    ("findings", "fix"): "Fixed 1 finding in 1 file of 3 checked; 1 finding left to fix by hand.",
+    ("findings", "diff"): "Would fix 1 finding in 1 file of 3 checked; 1 finding left to fix by hand.",
+    ("findings+errors", "check"): LEAD + "found 2 findings (1 fixable with `cachefix fix`) in 2 files of 3 checked.",
+    ("findings+errors", "fix"): LEAD + "fixed 1 finding in 1 file of 3 checked; 1 finding left to fix by hand.",
+    ("findings+errors", "diff"): LEAD + "would fix 1 finding in 1 file of 3 checked; 1 finding left to fix by hand.",
+    ("only errors", "check"): "2 files could not be checked (errors above).",
+    ("only errors", "fix"): "2 files could not be checked (errors above).",
+    ("only errors", "diff"): "2 files could not be checked (errors above).",
+}
+MODES = {"check": ["check"], "fix": ["fix"], "diff": ["fix", "--diff"]}
+QUIET_LINE = re.compile(r"[^:]+(:\d+:\d+: CF\d{3} |:\d+: error: )")
+
+
+@pytest.mark.parametrize("quiet", [False, True], ids=["summary", "quiet"])
+@pytest.mark.parametrize(("tree_name", "mode"), list(SUMMARIES), ids="-".join)
+def test_the_summary_says_what_happened(tmp_path, capsys, tree_name: str, mode: str, quiet: bool) -> None:
+    for folder, text in TREES[tree_name].items():
+        write(tmp_path / folder / "Dockerfile", text)
+    status, out, err = run(capsys, *MODES[mode], *(["--quiet"] if quiet else []), ".")
+    report = err if mode == "diff" else out  # --diff keeps stdout for the patch
+    lines = report.splitlines()
+    if quiet:  # only the findings and the errors, one a line
+        assert all(QUIET_LINE.match(line) for line in lines), report
+    else:
+        assert lines[-1] == SUMMARIES[tree_name, mode]
+    assert status == (2 if "errors" in tree_name else 1 if "findings" in tree_name else 0)
+
+
+def test_diff_labels_say_would_fix_and_fix_labels_say_fixed(tmp_path, capsys) -> None:
+    write(tmp_path / "pip" / "Dockerfile", PIP)
+    write(tmp_path / "user" / "Dockerfile", UNFIXABLE)
+    err = run(capsys, "fix", "--diff", ".")[2]
+    assert "CF101  would fix  pip downloads" in err and "CF101  would not fix  pip runs as user" in err
+    assert " fixed " not in err and "Fixed" not in err
+    assert (tmp_path / "pip" / "Dockerfile").read_text() == PIP
+    out = run(capsys, "fix", ".")[1]
+    assert "CF101  fixed  pip downloads" in out and "CF101  not fixed  pip runs as user" in out
+
+
+def test_a_file_that_cannot_be_written_is_named_first_in_the_summary(tmp_path) -> None:
+    """A file size limit makes the write fail even for root (SIGXFSZ ignored: the write gets EFBIG)."""
+    import resource
+    import signal
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16, 16))
+
+    write(tmp_path / "Dockerfile", PIP)
+    result = subprocess.run([sys.executable, "-m", "cachefix", "fix", "Dockerfile"], cwd=tmp_path,
+                            capture_output=True, text=True, preexec_fn=small_files)
+    assert result.returncode == 2
+    assert result.stdout.splitlines()[-1] == ("1 file could not be written (error above); fixed nothing in the 1 "
+                                              "checked; 1 finding left.")
+    assert (tmp_path / "Dockerfile").read_text() == PIP
+
+
 # --- start-up cost and progress ----------------------------------------------------------------
 
 
