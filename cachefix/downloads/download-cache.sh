@@ -5,7 +5,6 @@
 # stall, default 120) and CURL_CONNECT_TIMEOUT (default 30).
 
 DOWNLOAD_CACHE="${DOWNLOAD_CACHE:-@DEFAULT_CACHE@}"
-mkdir -p "$DOWNLOAD_CACHE"
 
 _cachefix() {
     CACHEFIX_CACHE_DIR="$DOWNLOAD_CACHE" @CACHEFIX@ "$@"

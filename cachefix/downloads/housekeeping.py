@@ -64,27 +64,37 @@ def clean(store: Store, *, older_than: float | None, max_size: int | None, dry_r
 
 
 def verify(store: Store, *, entry: str | None, expected: str | None, repair: bool, quiet: bool) -> int:
-    """Re-hash one entry (against `expected`) or every blob; 1 if anything is missing or corrupt."""
+    """Re-hash one entry (against `expected`) or every blob; 1 if anything is missing or corrupt.
+
+    A blob the index points to that is gone from disk counts as corrupt: the next pinned
+    fetch would download it again, and an offline one would fail.
+    """
     if entry is not None:
         return _verify_entry(store, entry, expected)
     if expected is not None:
         raise InvalidInput("--sha256 needs an ENTRY to compare")
     bad, checked, size = [], 0, 0
+    on_disk = set()
     for digest, stat in store.blobs():
+        on_disk.add(digest)
         checked, size = checked + 1, size + stat.st_size
         actual = hash_file(store.blob_path(digest))
         if actual == digest:
-            store.index.record_blob(digest, stat)
+            store.index.note_use(lambda d=digest, s=stat: store.index.record_blob(d, s))
             continue
         print(f"✗ corrupt: {store.blob_path(digest)} (content hashes to {actual})")
         bad.append(digest)
-    if repair and bad:
+    missing = sorted(store.index.digests() - on_disk) if store.root.is_dir() else []
+    for digest in missing:
+        print(f"✗ missing: {store.blob_path(digest)} (the index lists it for "
+              f"{', '.join(store.index.urls_for(digest)) or 'no URL'})")
+    if repair and (bad or missing):
         refuse_foreign(store.root, foreign_entries(store.root), "repair")
-    unrepaired = _repair(store, bad) if repair else len(bad)
+    unrepaired = _repair(store, bad + missing) if repair else len(bad) + len(missing)
     if not quiet:
-        print(f"verified {checked} files ({format_size(size)}): {len(bad)} corrupt"
-              + (f", {len(bad) - unrepaired} repaired" if repair else ""))
-    return 1 if unrepaired else 0
+        print(f"verified {checked} files ({format_size(size)}): {len(bad)} corrupt, {len(missing)} missing"
+              + (f", {len(bad) + len(missing) - unrepaired} fetched again, {unrepaired} dropped" if repair else ""))
+    return 0 if repair or not unrepaired else 1  # after --repair the index matches the disk
 
 
 def _verify_entry(store: Store, entry: str, expected: str | None) -> int:
@@ -106,11 +116,12 @@ def _verify_entry(store: Store, entry: str, expected: str | None) -> int:
 
 
 def _repair(store: Store, bad: list[str]) -> int:
-    """Delete corrupt blobs and download them again by digest; returns how many stay broken."""
+    """Delete corrupt blobs and download them again by digest from their URLs; an entry that
+    cannot be fetched again is dropped from the index. Returns how many were dropped."""
     from cachefix.downloads.errors import DownloadError
     from cachefix.downloads.fetch import Fetcher, Request
 
-    broken = 0
+    dropped = 0
     with Fetcher(store) as fetcher:
         for digest in bad:
             urls = store.index.urls_for(digest)
@@ -121,10 +132,12 @@ def _repair(store: Store, bad: list[str]) -> int:
                     fetcher.fetch(Request(url, digest))
                     break
                 except DownloadError as exc:
-                    print(f"✗ could not repair {digest} from {url}: {exc}", file=sys.stderr)
+                    print(f"✗ could not fetch {digest} again from {url}: {exc}", file=sys.stderr)
             else:
-                broken += 1
-    return broken
+                store.index.evict(digest)
+                print(f"✗ dropped {digest} from the index: {', '.join(urls) or 'no URL'} will download again")
+                dropped += 1
+    return dropped
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,10 @@ class Index:
     def urls_for(self, digest: str) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT url FROM urls WHERE digest = ?", (digest,))]
 
+    def digests(self) -> set[str]:
+        """Every digest the index points to, as a blob record or from a URL."""
+        return {r[0] for r in self.db.execute("SELECT digest FROM blobs UNION SELECT digest FROM urls")}
+
     def fingerprint(self, digest: str) -> tuple[int, int] | None:
         """(size, mtime_ns) recorded when the blob was last verified."""
         return self.db.execute(

@@ -113,7 +113,7 @@ def buildkit() -> dict[str, Any]:
                 return {"name": "buildkit", "skipped": f"cannot run {docker}: {exc.strerror}"}
             reason = (getattr(exc, "stderr", "") or str(exc)).strip().splitlines() or ["docker failed"]
             return {"name": "buildkit", "skipped": reason[-1]}
-    return {"name": "buildkit", "paths": [f"{docker} buildx du --filter type=exec.cachemount"],
+    return {"name": "buildkit", "paths": [], "where": "inside the Docker daemon (BuildKit cache mounts)",
             "files": len(rows), "bytes": sum(rows)}
 
 
@@ -156,15 +156,22 @@ def disk_usage(paths: list[Path]) -> tuple[int, int]:
 
 
 def _downloads(store: Store) -> dict[str, Any]:
+    """Our own cache; a folder that does not exist yet is an empty cache, not created here."""
+    report: dict[str, Any] = {"name": "downloads", "paths": [str(store.root)], "files": 0, "bytes": 0,
+                              "oldest": None, "hits": 0, "bytes_saved": 0, "partial_files": 0,
+                              "partial_bytes": 0}
+    if not store.root.is_dir():
+        return report
     blobs = list(store.blobs())
-    totals = store.index.totals() if store.root.is_dir() else None
-    oldest = totals.oldest_use if totals else None
-    return {
-        "name": "downloads", "paths": [str(store.root)], "files": len(blobs),
-        "bytes": disk_usage([store.root])[1] if blobs else 0,
-        "oldest": datetime.fromtimestamp(oldest, timezone.utc).isoformat(timespec="seconds") if oldest else None,
-        "hits": totals.hits if totals else 0, "bytes_saved": totals.bytes_served if totals else 0,
-    }
+    totals = store.index.totals()
+    partials = [stat.st_size for _, stat in store.temp_files()]
+    oldest = totals.oldest_use
+    report.update(
+        files=len(blobs), bytes=disk_usage([store.root])[1] if blobs or partials else 0,
+        oldest=datetime.fromtimestamp(oldest, timezone.utc).isoformat(timespec="seconds") if oldest else None,
+        hits=totals.hits, bytes_saved=totals.bytes_served, partial_files=len(partials),
+        partial_bytes=sum(partials))
+    return report
 
 
 def _other(name: str) -> dict[str, Any]:
@@ -192,8 +199,11 @@ def print_report(report: dict[str, Any]) -> None:
             print(f"{cache['name']:<10} {'-':>7} {'-':>10}  skipped: {cache['skipped']}")
             continue
         print(f"{cache['name']:<10} {cache['files']:>7} {format_size(cache['bytes']):>10}  "
-              f"{', '.join(cache['paths'])}")
+              f"{', '.join(cache['paths']) or cache.get('where', '')}")
         if cache["name"] == "downloads" and cache["files"]:
             print(f"{'':<10} {'':>7} {'':>10}  oldest {cache['oldest'] or '-'}, {cache['hits']} hits, "
                   f"{format_size(cache['bytes_saved'])} served from cache")
+        if cache.get("partial_files"):
+            print(f"{'':<10} {'':>7} {'':>10}  {cache['partial_files']} partial downloads "
+                  f"({format_size(cache['partial_bytes'])}): the next fetch of their URL resumes them")
     print(f"{'total':<10} {'':>7} {format_size(report['total_bytes']):>10}")

@@ -12,12 +12,13 @@ import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from pathlib import Path
 
 from cachefix.downloads.api import deliver
 from cachefix.downloads.errors import InvalidInput, describe
 from cachefix.downloads.fetch import Fetcher, Request
 from cachefix.downloads.store import is_digest
+
+MAX_MANIFEST = 16 << 20  # about 100,000 lines
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,19 @@ class Line:
 def read_manifest(name: str) -> list[Line]:
     """Parse every line first, so a typo on line 90 fails before line 1 downloads anything."""
     try:
-        text = sys.stdin.read() if name == "-" else Path(name).read_text()
+        if name == "-":
+            raw = sys.stdin.buffer.read(MAX_MANIFEST + 1)
+        else:
+            with open(name, "rb") as stream:  # read at most the limit: /dev/zero has no size
+                raw = stream.read(MAX_MANIFEST + 1)
+        if len(raw) > MAX_MANIFEST:
+            raise InvalidInput(f"manifest {name} is larger than {MAX_MANIFEST >> 20} MiB")
+        text = raw.decode()
     except OSError as exc:
         raise InvalidInput(f"cannot read manifest {name}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise InvalidInput(f"{name}:{line}: the manifest is not UTF-8 text") from None
     lines = []
     for number, raw in enumerate(text.splitlines(), 1):
         where = f"{name}:{number}"

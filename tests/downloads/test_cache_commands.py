@@ -132,7 +132,7 @@ def test_verify_finds_and_repairs_silent_corruption(server: FaultServer, cache_d
     code, out, _ = run(capsys, "cache", "verify")
     assert code == 1 and "corrupt" in out
     code, out, _ = run(capsys, "cache", "verify", "--repair")
-    assert code == 0 and "1 repaired" in out
+    assert code == 0 and "1 fetched again" in out
     assert path.read_bytes() == data and stat.S_IMODE(path.stat().st_mode) == 0o444
     assert run(capsys, "cache", "verify")[0] == 0
 
