@@ -2,8 +2,9 @@
 
 Independent of cachefix's parser and shell analysis on purpose: a bug there must not hide
 itself here. A fix may add or change cache mounts, drop cache-defeating flags and cache
-clean-ups, disable apt's docker-clean hook, point pip's, uv's, poetry's, go's, composer's and
-Maven's caches elsewhere and set uv's link mode to copy; nothing else.
+clean-ups, keep apt's packages out of docker-clean's reach with `-o` options, point pip's,
+uv's, poetry's, go's, composer's and Maven's caches elsewhere and set uv's link mode to copy;
+nothing else.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ CACHE_PLUMBING = [
     re.compile(r"^rm -(rf|fr|r|f|Rf) (/var/lib/apt/lists|/var/cache/apt)\S*( \S+)*$"),
     re.compile(r"^(apt-get|apt) (-\S+ )*(clean|autoclean)$"),
     re.compile(r"^(sudo )?rm -f /etc/apt/apt\.conf\.d/docker-clean$"),
-    re.compile(r"^echo .*Keep-Downloaded-Packages.*$"),
-    re.compile(r"^sudo tee /etc/apt/apt\.conf\.d/keep-cache > /dev/null$"),
     re.compile(r"^apk (-\S+ )*cache clean$"),
     re.compile(r"^(dnf|dnf5|yum|microdnf|tdnf) (-\S+ )*clean \S+$"),
     re.compile(r"^(\S*/)?uv (-\S+ )*(cache (clean|prune)|clean)( \S+)*$"),
@@ -43,6 +42,8 @@ CACHE_PATH = re.compile(r"^(/var/lib/apt/lists|/var/cache/(apt|dnf|libdnf5|yum|t
                         r"|\S*/\.cache/(uv|pypoetry|pip)|/opt/conda/pkgs|\$\{?(UV|POETRY)_CACHE_DIR\}?"
                         r"|\S*/pkg/mod|\S*/\.cache/go-build|\S*/cargo/(registry|git)|\S*/\.cargo/(registry|git)"
                         r"|\S*/\.m2/repository|\S*/\.gradle/caches|\S*/bundle/cache)(/\S*)?$")
+# apt options that only say where apt keeps its packages (`apt-get -o NAME=VALUE install`).
+APT_CACHE_OPTION = re.compile(r"^(Dir::Cache::Archives=\S*|APT::Keep-Downloaded-Packages=true)$")
 OPERATORS = {";", "&&", "||", "|", "&", "(", ")", ";;"}
 INSTRUCTIONS = {"ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
                 "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"}
@@ -60,14 +61,17 @@ def parse(text: str):
 def _simple_commands(text: str, mounted: tuple[str, ...] = ()) -> list[str]:
     """The simple commands, split at shell operators outside quotes, cache plumbing dropped
     (an `rm` of what the fixed RUN mounts as a cache is plumbing too)."""
-    lexer = shlex.shlex(text.replace("\\\n", " "), posix=True, punctuation_chars=";&|()")
-    lexer.whitespace = " \t\r"  # newlines separate commands
+    # newlines separate commands (heredoc scripts): `;` keeps the words on each side of one whole
+    lexer = shlex.shlex(text.replace("\\\n", " ").replace("\n", " ; "), posix=True, punctuation_chars=";&|()")
+    lexer.whitespace = " \t\r"
     lexer.whitespace_split = True
     out: list[str] = []
     current: list[str] = []
     for token in [*lexer, ";"]:
-        if token in OPERATORS or token == "\n" or "\n" in token:
-            words = [w for w in current if not CACHE_WORDS.match(w)]
+        if token in OPERATORS:
+            words = [w for i, w in enumerate(current) if not CACHE_WORDS.match(w)
+                     and not (w == "-o" and i + 1 < len(current) and APT_CACHE_OPTION.match(current[i + 1]))
+                     and not (i and current[i - 1] == "-o" and APT_CACHE_OPTION.match(w))]
             if words and words[0] in ("uv", "uvx"):
                 words = [w for w in words if w != "-n"]  # uv's short --no-cache
             if words and words[0] == "rm":

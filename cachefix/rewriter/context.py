@@ -93,23 +93,8 @@ class RunContext:
         return any(word in self.text for word in words)
 
     @cached_property
-    def _parsed(self) -> tuple[tuple[Command, ...], int | None, bool]:
-        found, start, heredoc_script = run_commands(self.instruction)
-        return tuple(found), start, heredoc_script
-
-    @property
     def commands(self) -> tuple[Command, ...]:
-        return self._parsed[0]
-
-    @property
-    def script_start(self) -> int | None:
-        """File offset where the shell script starts (where a preamble goes)."""
-        return self._parsed[1]
-
-    @property
-    def heredoc_script(self) -> bool:
-        """The script is a heredoc body, so a preamble goes on a line of its own."""
-        return self._parsed[2]
+        return tuple(run_commands(self.instruction))
 
     @property
     def is_root(self) -> bool:
@@ -264,23 +249,17 @@ def resolve_user(stage: Stage) -> tuple[int | None, int | None, str | None]:
     return uid, gid, home
 
 
-def run_commands(instruction: Instruction) -> tuple[list[Command], int | None, bool]:
-    """The commands a RUN executes, where its script starts, and whether that is a heredoc."""
+def run_commands(instruction: Instruction) -> list[Command]:
+    """The commands a RUN executes: its command line's, and those of heredocs run as scripts."""
     target = instruction.inner if instruction.keyword == "ONBUILD" and instruction.inner else instruction
     script, offsets = target.shell_source()
     if target.json:
-        return exec_form_commands(target.value, script, offsets), None, False
+        return exec_form_commands(target.value, script, offsets)
     found = commands(script, offsets)
-    start = next((offsets[i] for i, ch in enumerate(script) if not ch.isspace()), None)
-    heredoc_script = False
-    names = {h.name for h in target.heredocs}
     for heredoc in target.heredocs:
         if _runs_as_shell(script, heredoc.name, found):
-            body_offsets = _heredoc_offsets(heredoc)
-            found.extend(commands(heredoc.content, body_offsets))
-            if script.strip().lstrip("<-").strip("'\"") in names:
-                start, heredoc_script = heredoc.body_span[0], True
-    return found, start, heredoc_script
+            found.extend(commands(heredoc.content, _heredoc_offsets(heredoc)))
+    return found
 
 
 def _runs_as_shell(script: str, name: str, found: list[Command]) -> bool:

@@ -1,4 +1,4 @@
-"""Text edits on a Dockerfile: where a flag, a deletion or a preamble goes, and applying them.
+"""Text edits on a Dockerfile: where a flag or a deletion goes, and applying them.
 
 Rules describe a fix as edits in file offsets; nothing else in the file moves. Insertions at
 the same offset keep the order the rules produced them in, so two mounts added to one RUN
@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from cachefix.model import Edit
-from cachefix.rewriter.context import RunContext
 from cachefix.rewriter.dockerfile import Flag, Instruction
 
 Span = tuple[int, int]
@@ -37,15 +36,6 @@ def delete(span: Span) -> Edit:
 
 def insert(offset: int, text: str) -> Edit:
     return Edit(offset, offset, text)
-
-
-def preamble(run: RunContext, commands: str, newline: str) -> Edit | None:
-    """Run `commands` first in this RUN: joined with `&&`, or on its own line in a heredoc."""
-    if run.script_start is None or not run.shell_form:
-        return None
-    if run.heredoc_script:
-        return Edit(run.script_start, run.script_start, commands + newline)
-    return Edit(run.script_start, run.script_start, commands + " && ")
 
 
 def apply(text: str, edits: Iterable[Edit]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cachefix.model import Finding
+from cachefix.model import Edit, Finding
 from cachefix.rewriter import edits
 from cachefix.rewriter.context import RunContext
 from cachefix.rewriter.dockerfile import Dockerfile
@@ -17,12 +17,20 @@ DOWNLOADING = frozenset({"install", "update", "upgrade", "dist-upgrade", "full-u
                          "download", "source", "reinstall"})
 ARCHIVES = "/var/cache/apt"
 LISTS = "/var/lib/apt/lists"
-DISABLE_DOCKER_CLEAN = "rm -f /etc/apt/apt.conf.d/docker-clean"
-# `apt` (unlike `apt-get`) deletes .debs after installing unless told to keep them.
-KEEP_DEBS_FOR_APT = "echo 'Binary::apt::APT::Keep-Downloaded-Packages \"true\";' > /etc/apt/apt.conf.d/keep-cache"
-KEEP_DEBS_FOR_APT_WITH_SUDO = ("echo 'Binary::apt::APT::Keep-Downloaded-Packages \"true\";' "
-                               "| sudo tee /etc/apt/apt.conf.d/keep-cache > /dev/null")
-KEEPS_DEBS_FACT = "apt-keeps-debs"
+# Subcommands that leave .debs in Dir::Cache::Archives (`download` and `source` write to the
+# current folder, `update` only fetches lists).
+FILLING_ARCHIVES = DOWNLOADING - {"update", "download", "source"}
+# The `docker-clean` file of the Debian and Ubuntu images hooks `rm -f /var/cache/apt/archives/*.deb`
+# onto every dpkg run and every `apt-get update`, and an option cannot take an entry out of a hook
+# list. Keeping the .debs in another folder of the same mount puts them out of its reach and
+# changes no file of the image (deleting docker-clean would change every later RUN).
+KEPT_ARCHIVES = f"{ARCHIVES}/debs/"
+ARCHIVES_OPTION = f"Dir::Cache::Archives={KEPT_ARCHIVES}"
+# `apt` (unlike `apt-get`) deletes .debs after installing unless told to keep them; a command-line
+# option is read after its built-in `Binary::apt::` default, so it wins.
+KEEP_OPTION = "APT::Keep-Downloaded-Packages=true"
+DOCKER_CLEAN_GONE = "apt-docker-clean-removed"  # an earlier RUN of the stage deleted docker-clean
+APT_KEEPS_DEBS = "apt-keeps-debs"  # an earlier RUN wrote Keep-Downloaded-Packages into apt's settings
 
 
 # Options whose value is the next word (`apt-get -o Dpkg::Options::=--force-confold install`).
@@ -44,6 +52,20 @@ def disables_docker_clean(command: Command) -> bool:
         (w.value or "").endswith("/etc/apt/apt.conf.d/docker-clean") for w in command.args)
 
 
+def sets_keep_debs(command: Command) -> bool:
+    """`echo 'APT::Keep-Downloaded-Packages "true";' > /etc/apt/apt.conf.d/...` (not an apt call's `-o`)."""
+    return apt_call(command) is None and any("Keep-Downloaded-Packages" in w.raw for w in command.args)
+
+
+def has_option(call: Invocation, key: str) -> bool:
+    """Whether the apt call sets `key` (or a setting under it) with `-o`/`--option`."""
+    values = [w.value or "" for w in call.args]
+    given = [values[i + 1] for i, v in enumerate(values[:-1]) if v in ("-o", "--option")]
+    given += [v[2:] if v.startswith("-o") else v.removeprefix("--option=")
+              for v in values if v.startswith(("-o", "--option=")) and v not in ("-o", "--option")]
+    return any(g.lower().startswith(key.lower()) for g in given)
+
+
 class AptRule(Rule):
     """
     ## What it does
@@ -62,10 +84,16 @@ class AptRule(Rule):
       unknown files in the lists folder, so a lock there is never released) and releases
       only the lock of a RUN's last mount (buildah#4342, #4349): either way the next apt RUN
       would wait forever.
-    - the `docker-clean` hook of the Debian and Ubuntu images deletes each .deb right after
-      it is installed, so it is removed in the first RUN of the stage that installs (and,
-      where the RUN uses `apt` rather than `apt-get`, `Keep-Downloaded-Packages` is set: only
-      `apt` defaults it to false).
+    - the `docker-clean` file of the Debian and Ubuntu images hooks `rm -f
+      /var/cache/apt/archives/*.deb` onto every dpkg run and every `apt-get update`, so each
+      .deb would be deleted right after it is installed. Each call that installs gets
+      `-o Dir::Cache::Archives=/var/cache/apt/debs/`: the packages are kept in another folder
+      of the same mount, out of the hook's reach. An apt option cannot take an entry out of a
+      hook list, and deleting `docker-clean` would change the image: every later RUN, and
+      every image built on this one, would keep .debs in its layers. Where the RUN uses
+      `apt` rather than `apt-get`, the call also gets `-o APT::Keep-Downloaded-Packages=true`
+      (only `apt` defaults it to false). Neither is added where the file already deleted
+      `docker-clean` or set `Keep-Downloaded-Packages` itself.
     - `rm -rf /var/lib/apt/lists/*` and `apt-get clean` would empty the cache, and are not
       needed any more: the mounted folders never enter the image. They are removed from the
       RUN that gains the mounts, and only there.
@@ -81,12 +109,17 @@ class AptRule(Rule):
 
     ## Use instead
     ```dockerfile
-    RUN --mount=type=cache,target=/var/lib/apt/lists --mount=type=cache,target=/var/cache/apt,sharing=locked rm -f /etc/apt/apt.conf.d/docker-clean && apt-get update && apt-get install -y curl
+    RUN --mount=type=cache,target=/var/lib/apt/lists --mount=type=cache,target=/var/cache/apt,sharing=locked apt-get update && apt-get -o Dir::Cache::Archives=/var/cache/apt/debs/ install -y curl
     ```
 
     ## Fix safety
-    Safe. A later RUN that installs without `apt-get update` still works: it gets the same
-    mounts, so it sees the lists the earlier RUN downloaded.
+    Safe: no file of the image changes. The options act on the one apt call they are given
+    to; `docker-clean` stays as it is, so later RUNs and images built on this one behave as
+    before. What leaves the image is what the mounts hold: the package lists and the .debs,
+    which the original RUN deleted or should have. A later RUN that installs without
+    `apt-get update` still works: it gets the same mounts, so it sees the lists the earlier
+    RUN downloaded. Where the base image had package lists in `/var/lib/apt/lists` (the
+    official images have none), the mount hides them for that RUN and they stay in the image.
     """  # noqa: E501
 
     code = "CF201"
@@ -97,7 +130,9 @@ class AptRule(Rule):
 
     def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
         if any(disables_docker_clean(c) for c in run.commands):
-            run.stage.facts.add(KEEPS_DEBS_FACT)
+            run.stage.facts.add(DOCKER_CLEAN_GONE)
+        if any(sets_keep_debs(c) for c in run.commands):
+            run.stage.facts.add(APT_KEEPS_DEBS)
         apts = [c for c in run.commands if apt_subcommand(c) in DOWNLOADING]
         if not apts:
             return
@@ -115,17 +150,40 @@ class AptRule(Rule):
         if plan.breaker is not None:
             yield self.finding(dockerfile, command_span(run, plan.breaker), plan.problem(f"{ARCHIVES} and {LISTS}"))
             return
-        if KEEPS_DEBS_FACT not in run.stage.facts:
-            # A user that is not root runs apt through sudo: the preamble needs it too.
-            sudo = "sudo " if not run.is_root else ""
-            steps = [sudo + DISABLE_DOCKER_CLEAN]
-            if any((call := apt_call(c)) is not None and call.program == "apt" for c in apts):
-                steps.append(KEEP_DEBS_FOR_APT_WITH_SUDO if sudo else KEEP_DEBS_FOR_APT)
-            keep = edits.preamble(run, " && ".join(steps), dockerfile.newline)
-            if keep is not None:
-                fix.append(keep)
-                run.stage.facts.add(KEEPS_DEBS_FACT)
-        fix.extend(plan.edits)
         targets = " and ".join(m.target for m in changed)
+        keep, missing = self._keep_debs(run, apts)
+        if missing:
+            yield self.finding(dockerfile, command_span(run, first),
+                               f"apt downloads without cache mounts on {targets}, and cachefix cannot edit its "
+                               f"command here (inside a quoted script): add {missing} to it and the mounts "
+                               f"`{'` `'.join(m.render() for m in changed)}`")
+            return
         yield self.finding(dockerfile, command_span(run, first),
-                           f"apt downloads without cache mounts on {targets}", fix)
+                           f"apt downloads without cache mounts on {targets}", [*fix, *keep, *plan.edits])
+
+    @staticmethod
+    def _keep_debs(run: RunContext, apts: list[Command]) -> tuple[list[Edit], str]:
+        """The `-o` options that keep each call's .debs in the cache, right after the program word:
+        the archives out of docker-clean's reach, and `apt`'s Keep-Downloaded-Packages. Also the
+        options that could not be placed (the program word has no place in the file), as text."""
+        out: list[Edit] = []
+        missing: list[str] = []
+        for command in apts:
+            call = apt_call(command)
+            if call is None or call.subcommand not in FILLING_ARCHIVES:
+                continue
+            options = []
+            if DOCKER_CLEAN_GONE not in run.stage.facts and not has_option(call, "Dir::Cache"):
+                options.append(ARCHIVES_OPTION)
+            if call.program == "apt" and APT_KEEPS_DEBS not in run.stage.facts and \
+                    not has_option(call, KEEP_OPTION.split("=")[0]):
+                options.append(KEEP_OPTION)
+            program = command.words[len(command.words) - len(call.args) - 1]
+            if not options:
+                continue
+            if program.span is None:
+                missing.extend(f"`-o {o}`" for o in options if f"`-o {o}`" not in missing)
+                continue
+            text = "".join(f" -o {o}" if run.shell_form else f', "-o", "{o}"' for o in options)
+            out.append(edits.insert(program.span[1], text))
+        return out, " and ".join(missing)
