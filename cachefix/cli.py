@@ -31,7 +31,10 @@ examples:
   cachefix check .             report only, change nothing (for CI)
   cachefix explain apt         what the apt rule changes, and why
 
-Without a COMMAND and a PATH, cachefix prints this help and changes nothing.
+exit status: 0 done and clean, 1 findings remain (fix, check) or the operation failed (fetch,
+cache), 2 an error (a bad argument, a file that cannot be read, parsed or written).
+
+`cachefix` alone prints this help and changes nothing; fix and check need a PATH.
 `cachefix COMMAND --help` describes a command's options and exit status."""
 
 FIX_DESCRIPTION = """\
@@ -58,9 +61,10 @@ FIX_EPILOG = f"""\
 {SELECT_FORMS}
 
 exit status:
-  0  nothing left to fix
-  1  findings left that cachefix cannot fix (at or above --fail-on); with --diff: changes to make
-  2  an error: a file that cannot be read, parsed or written, a bad option or configuration
+  0  nothing left to fix (at or above --fail-on)
+  1  findings left that cachefix cannot fix (at or above --fail-on); with --diff: also changes to make
+  2  an error: a PATH that does not exist, a file that cannot be read, parsed or written, a bad
+     option or configuration (even when there are findings; the other files are still fixed)
 
 examples:
   cachefix fix --diff .                  what would change under the current folder
@@ -73,7 +77,8 @@ CHECK_EPILOG = f"""\
 exit status:
   0  no finding (at or above --fail-on)
   1  findings
-  2  an error: a file that cannot be read or parsed, a bad option or configuration (wins over 1)
+  2  an error: a PATH that does not exist, a file that cannot be read or parsed, a bad option or
+     configuration (even when there are findings)
 
 examples:
   cachefix check .                           every Dockerfile under the current folder
@@ -106,7 +111,8 @@ def _add_lint_options(parser: argparse.ArgumentParser, verb: str) -> None:
                                                           "names, comma-separated: see below)")
     parser.add_argument("--ignore", metavar="CODES", help="skip these rules (same forms as --select)")
     parser.add_argument("--exclude", metavar="GLOB", action="append", default=[],
-                        help="skip paths matching this gitignore-style pattern (repeatable)")
+                        help="in the folders searched, skip paths matching this gitignore-style pattern "
+                             "(relative to the folder given; repeatable)")
     parser.add_argument("--syntax", metavar="FRONTEND",
                         help="the `# syntax=` line written at the top of a file that gains its first cache "
                              "mount and has none: docker/dockerfile:1.3 by default (raised to what the file "
@@ -155,12 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
                             FIX_DESCRIPTION, FIX_EPILOG)
     fix.add_argument("--diff", action="store_true",
                      help="write nothing: print the changes as a unified diff on stdout (the report goes to "
-                          "stderr), and exit 1 when there are changes to make")
+                          "stderr, or to --output), and exit 1 when there are changes to make")
     _add_lint_command(commands, "check", "report uncached installs, change nothing; exit 1 when any remain",
                       CHECK_DESCRIPTION, CHECK_EPILOG)
 
     rules = commands.add_parser("rules", help="list the rules: code, manager, name, summary",
-                                description="List every rule cachefix runs, plugins included.")
+                                description="List the rules cachefix runs (plugins included), and CF900, the code "
+                                            "of a `# cachefix:` comment that cannot work.")
     rules.add_argument("--format", choices=("text", "json"), default="text",
                        help="text (default), or json: a list of objects with code, name, manager, summary, "
                             "fixable and fix_safety")
