@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -327,6 +328,23 @@ def test_diff_labels_say_would_fix_and_fix_labels_say_fixed(tmp_path, capsys) ->
     assert (tmp_path / "pip" / "Dockerfile").read_text() == PIP
     out = run(capsys, "fix", ".")[1]
     assert "CF101  fixed  pip downloads" in out and "CF101  not fixed  pip runs as user" in out
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("args", "label"), [(["fix"], "fixed"), (["fix", "--diff"], "would fix")])
+def test_on_a_terminal_what_is_fixed_is_green(tmp_path, monkeypatch, args: list[str], label: str) -> None:
+    write(tmp_path / "Dockerfile", PIP)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr" if "--diff" in args else "stdout", terminal)
+    monkeypatch.setattr(sys, "stdout" if "--diff" in args else "stderr", io.StringIO())
+    main([*args, "Dockerfile"])
+    assert f"\x1b[32m{label}\x1b[0m" in terminal.getvalue()
 
 
 def test_a_file_that_cannot_be_written_is_named_first_in_the_summary(tmp_path) -> None:

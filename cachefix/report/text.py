@@ -31,7 +31,7 @@ def _finding_line(finding: Finding, status: str | None) -> Line:
     line: Line = [(f"  {finding.start.line}:{finding.start.column}", "position"), ("  ", None),
                   (finding.code, "code"), ("  ", None)]
     if status:
-        line += [(status, "fixed" if status in FIXED else "dim"), ("  ", None)]
+        line += [(status, "fixed" if status in FIXED.values() else "dim"), ("  ", None)]
     line.append((finding.message, None))
     return line
 
