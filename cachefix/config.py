@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,7 +22,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from cachefix.discovery import BadPattern, compile_patterns, warn_on_stderr
+from cachefix.files import MAX_BYTES, read_regular_file
 from cachefix.model import Severity
+from cachefix.rewriter.syntax import is_image_reference
 from cachefix.rules.base import Options
 from cachefix.rules.registry import UnknownRule, all_rules, select_rules
 from cachefix.suppressions import InvalidSuppression
@@ -32,6 +36,11 @@ FAIL_ON = ("info", "warning", "error", "never")
 SHARING = ("shared", "private", "locked")
 _MOUNT_ID = re.compile(r"[A-Za-z0-9_.:/${}-]*")  # nothing that would end the --mount option list
 _MANAGER_KEYS = frozenset({"id-prefix", "sharing"})
+# tomllib takes time quadratic in a dotted key's length (`a.a.a...= 1`): no configuration nests deep.
+MAX_KEY_DEPTH = 64
+_TOML_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'')
+_DOTTED_KEY = re.compile(r"[A-Za-z0-9_-]+(?:[ \t]*\.[ \t]*[A-Za-z0-9_-]+)*")
+_TOML_POSITION = re.compile(r" \(at (?:line (?P<line>[0-9]+), column [0-9]+|end of document)\)")
 _KEYS = frozenset({"select", "ignore", "exclude", "per-file-ignores", "syntax", "fail-on"}) | _MANAGER_KEYS
 
 
@@ -60,6 +69,16 @@ class Config:
     fail_on: str = "info"
     options: Options = field(default_factory=Options)  # top-level id-prefix and sharing
     managers: tuple[tuple[str, Options], ...] = ()  # per-manager tables, over `options`
+
+    def __post_init__(self) -> None:
+        """No Config holds a `syntax` that could write more than a directive into a Dockerfile. A
+        file's value is checked when it is read (naming file and key), so one failing here came
+        from the command line."""
+        if self.syntax is not None:
+            try:
+                check_syntax(self.syntax)
+            except ValueError as exc:
+                raise ConfigError(f"--syntax {exc}") from None
 
     def options_for(self, manager: str) -> Options:
         return dict(self.managers).get(manager, self.options)
@@ -93,9 +112,7 @@ class Config:
 
 
 def _spec(patterns: Iterable[str]) -> Any:
-    import pathspec
-
-    return pathspec.GitIgnoreSpec.from_lines(patterns)
+    return compile_patterns(list(patterns), "configuration")  # checked when the file was read
 
 
 class Configurations:
@@ -111,32 +128,34 @@ class Configurations:
         return self._for_folder(path.absolute().parent)
 
     def _for_folder(self, folder: Path) -> Config:
-        if folder in self._by_folder:
-            return self._by_folder[folder]
-        config = next((c for name in NAMES if (c := load(folder / name, required=False)) is not None), None)
-        if config is None:
-            config = Config(Path.cwd()) if folder.parent == folder else self._for_folder(folder.parent)
-        self._by_folder[folder] = config
+        """Walks up (a loop, not recursion: a tree may be thousands of folders deep) to the nearest
+        configuration, remembering it for every folder passed on the way."""
+        walked: list[Path] = []
+        while (config := self._by_folder.get(folder)) is None:
+            walked.append(folder)
+            config = next((c for name in NAMES if (c := load(folder / name, required=False)) is not None), None)
+            if config is None and folder.parent == folder:
+                config = Config(Path.cwd())
+            if config is not None:
+                break
+            folder = folder.parent
+        self._by_folder.update(dict.fromkeys(walked, config))
         return config
 
 
 def load(path: Path, *, required: bool) -> Config | None:
     """The configuration in `path`; None when it has none and none was `required` of it."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (FileNotFoundError, IsADirectoryError) as exc:
-        if required:
-            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    text = _read(path, required=required)
+    if text is None:
         return None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
     in_pyproject = path.name == "pyproject.toml"
     if in_pyproject and "cachefix" not in text and not required:
         return None  # the common case in a Python project: no need for a TOML parser
     document = _parse_toml(path, text)
-    table = document.get("tool", {}).get("cachefix") if in_pyproject else document
+    tool = document.get("tool", {}) if in_pyproject else {}
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: `tool` must be a table ([tool.cachefix]), not a {_toml_type(tool)}")
+    table = tool.get("cachefix") if in_pyproject else document
     if table is None:
         if required:
             raise ConfigError(f"{path}: no [tool.cachefix] table")
@@ -145,15 +164,67 @@ def load(path: Path, *, required: bool) -> Config | None:
     return _config(path, _Table(path, table, where))
 
 
+def _read(path: Path, *, required: bool) -> str | None:
+    """The file's text; None when a file looked for is not there (or is a folder), or not to be trusted.
+
+    Only a regular file is read, and no more than the limit: a FIFO or a link to /dev/zero
+    named pyproject.toml in a parent folder must not hang cachefix or fill its memory.
+    """
+    try:
+        if not required and (os.path.isdir(path) or not _trusted(path)):
+            return None  # checked before reading: what another user planted is never read
+        data = read_regular_file(path, MAX_BYTES)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        if required:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        return None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+
+
+def _trusted(path: Path) -> bool:
+    """False (with a warning) for a file found by walking up that another user could have put
+    there: in a folder anyone may write to (/tmp/.cachefix.toml above a checkout in /tmp), a
+    file (or symbolic link) owned by neither you nor root."""
+    try:
+        owner = os.lstat(path).st_uid
+        shared = bool(os.stat(path.parent).st_mode & stat.S_IWOTH)
+    except FileNotFoundError:
+        return True  # not there: reading it says so
+    if not hasattr(os, "geteuid") or owner in (0, os.geteuid()) or not shared:
+        return True
+    warn_on_stderr(f"{path}: not used: owned by another user (uid {owner}) in a folder anyone may write to; "
+                   "pass --config to use it")
+    return False
+
+
 def _parse_toml(path: Path, text: str) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:
         import tomli as tomllib
+    deepest = max((m.group().count(".") for m in _DOTTED_KEY.finditer(_TOML_STRING.sub("s", text))), default=0)
+    if deepest > MAX_KEY_DEPTH:
+        raise ConfigError(f"{path}: not valid TOML: a dotted key {deepest + 1} levels deep "
+                          f"(the limit is {MAX_KEY_DEPTH + 1})")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        at = _TOML_POSITION.search(str(exc))
+        where = f"{path}:{at['line'] or max(1, len(text.splitlines()))}" if at else str(path)  # or the end
+        raise ConfigError(f"{where}: not valid TOML: {_TOML_POSITION.sub('', str(exc))}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
+
+
+def _toml_type(value: object) -> str:
+    """The TOML name of a parsed value's type, for error messages."""
+    names = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}
+    return next((name for kind, name in names.items() if isinstance(value, kind)), "date or time")
 
 
 @dataclass
@@ -169,40 +240,53 @@ class _Table:
 
     def check_keys(self, allowed: frozenset[str]) -> None:
         if not isinstance(self.data, dict):
-            raise ConfigError(f"{self.path}: {self.where} must be a table")
-        for key in self.data:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, sorted(allowed), n=1)
-                hint = f" (did you mean `{close[0]}`?)" if close else ""
-                raise ConfigError(f"{self.path}: unknown key `{key}` in {self.where}{hint}")
+            raise ConfigError(f"{self.path}: {self.where} must be a table, not a {_toml_type(self.data)}")
+        unknown = [key for key in self.data if key not in allowed]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
+            hint = f" (did you mean `{close[0]}`?)" if close and len(unknown) == 1 else ""
+            names = ", ".join(f"`{key}`" for key in unknown)
+            plural = "s" if len(unknown) > 1 else ""
+            raise ConfigError(f"{self.path}: unknown key{plural} {names} in {self.where}{hint}")
 
     def strings(self, key: str) -> tuple[str, ...] | None:
         value = self.data.get(key)
         if value is None:
             return None
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.fail(key, "must be a list of strings")
+            raise self.fail(key, f"must be a list of strings, not {_described(value)}")
         return tuple(value)
 
-    def codes(self, key: str, value: tuple[str, ...] | None = None) -> tuple[str, ...] | None:
-        codes = self.strings(key) if value is None else value
+    def codes(self, key: str) -> tuple[str, ...] | None:
+        codes = self.strings(key)
         for code in codes or ():
             try:
+                if not code.strip():
+                    raise UnknownRule(code)  # "" would be the prefix of every code
                 select_rules([code], None)
             except UnknownRule:
                 raise ConfigError(f"{self.path}: `{key}` in {self.where}: {unknown_code(code)}") from None
         return codes
 
+    def patterns(self, key: str, patterns: Iterable[str]) -> None:
+        """A pattern git would reject fails here, when the file is read, not later in the middle of a run."""
+        for pattern in patterns:
+            try:
+                compile_patterns([pattern], f"{self.path}: `{key}` in {self.where}")
+            except BadPattern as exc:
+                raise ConfigError(str(exc)) from None
+
     def choice(self, key: str, choices: tuple[str, ...]) -> str | None:
         value = self.data.get(key)
         if value is not None and value not in choices:
-            raise self.fail(key, f"must be one of {', '.join(choices)}")
+            raise self.fail(key, f"must be one of {', '.join(choices)}, not {_described(value)}")
         return value
 
     def options(self, default: Options) -> Options:
         prefix = self.data.get("id-prefix", default.id_prefix)
         if not isinstance(prefix, str) or not _MOUNT_ID.fullmatch(prefix):
-            raise self.fail("id-prefix", "must be a string of letters, digits and . _ - : / (no commas or spaces)")
+            raise self.fail("id-prefix", "must be a string of letters, digits and . _ - : / (no commas or spaces), "
+                                         f"not {_described(prefix)}")
         return Options(id_prefix=prefix, sharing=self.choice("sharing", SHARING) or default.sharing)
 
 
@@ -210,12 +294,17 @@ def _config(path: Path, table: _Table) -> Config:
     managers = sorted({rule.manager for rule in all_rules()} - {"syntax"})
     table.check_keys(_KEYS | frozenset(managers))
     syntax = table.data.get("syntax")
-    if syntax is not None and not isinstance(syntax, str):
-        raise table.fail("syntax", "must be a string such as \"docker/dockerfile:1.4\" or \"none\"")
+    if syntax is not None:
+        try:
+            check_syntax(syntax)
+        except ValueError as exc:
+            raise table.fail("syntax", str(exc)) from None
     per_file = table.data.get("per-file-ignores", {})
     if not isinstance(per_file, dict):
-        raise table.fail("per-file-ignores", "must be a table of pattern = [codes]")
+        raise table.fail("per-file-ignores", f"must be a table of pattern = [codes], not {_described(per_file)}")
     per_file_table = _Table(path, per_file, f"{table.where}'s per-file-ignores")
+    table.patterns("per-file-ignores", per_file)
+    table.patterns("exclude", table.strings("exclude") or ())
     options = table.options(Options())
     per_manager = []
     for manager in managers:
@@ -235,3 +324,21 @@ def _config(path: Path, table: _Table) -> Config:
         options=options,
         managers=tuple(per_manager),
     )
+
+
+def check_syntax(value: object) -> None:
+    """ValueError unless `value` can follow `# syntax=`: an image reference, or "none" for no directive.
+
+    The value is written into Dockerfiles as it is, so anything else (a newline above all)
+    would let a configuration file in some parent folder add instructions to them.
+    """
+    if not isinstance(value, str) or (value != "none" and not is_image_reference(value)):
+        raise ValueError(f"must be an image reference such as \"docker/dockerfile:1.4\", or \"none\"; "
+                         f"not {_described(value)}")
+
+
+def _described(value: object) -> str:
+    """A value for an error message: a string quoted and cut short, anything else by its TOML type."""
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:57] + "...")
+    return f"a {_toml_type(value)}"

@@ -14,6 +14,7 @@ from cachefix.model import Edit, Finding
 from cachefix.rewriter.context import run_contexts
 from cachefix.rewriter.dockerfile import Dockerfile, DockerfileSyntaxError, parse
 from cachefix.rewriter.edits import EditConflict, apply
+from cachefix.rewriter.guard import unintended_change
 from cachefix.rewriter.syntax import directive_edit
 from cachefix.rules.base import Rule
 from cachefix.rules.syntax import SyntaxRule
@@ -21,7 +22,8 @@ from cachefix.suppressions import Suppressions, skips_file
 
 
 class BrokenRewrite(Exception):
-    """A fix that would turn a valid file into an invalid one: a cachefix bug, never written."""
+    """A fix that would make the file invalid, or change more than its cache settings: a bug in
+    cachefix or a rule plugin, never written."""
 
 
 @dataclass(frozen=True)
@@ -164,5 +166,8 @@ def fix(text: str, settings: Settings) -> Outcome:
         after = parse(fixed)
     except DockerfileSyntaxError as exc:
         raise BrokenRewrite(f"the fix would make the file invalid ({exc}); left unchanged") from exc
+    change = unintended_change(dockerfile, after, settings.syntax)
+    if change is not None:
+        raise BrokenRewrite(f"the fix would change more than cache settings ({change}); left unchanged")
     remaining, still_ignored = _checked(after, settings)
     return Outcome(findings, fixed, _with_directive(after, remaining, settings), ignored, still_ignored)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -116,7 +117,7 @@ def test_a_bad_configuration_is_one_line_naming_file_and_key(tmp_path, capsys, c
     status = main(["fix", "Dockerfile"])
     out, err = capsys.readouterr()
     assert status == 2 and out == ""
-    assert err.count("\n") == 1 and err.startswith(f"cachefix: error: {tmp_path / '.cachefix.toml'}: ")
+    assert err.count("\n") == 1 and re.match(rf"cachefix: error: {re.escape(str(tmp_path / '.cachefix.toml'))}(:1)?: ", err)
     assert message in err
     assert dockerfile.read_text() == PIP  # nothing is touched
 

@@ -16,6 +16,13 @@ from cachefix.rewriter.dockerfile import Dockerfile
 
 DEFAULT = "docker/dockerfile:1.3"
 Version = tuple[int, ...]
+# distribution/reference's grammar (reference.go), ASCII only: [host[:port]/]path[:tag][@digest].
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:]+\])"
+_REFERENCE = re.compile(rf"(?P<name>(?:{_HOST}(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*)"
+                        r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+                        r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?")
+_MAX_NAME = 255  # reference.NameTotalLengthMax
 _FRONTEND = re.compile(r"^(?P<image>(?:docker\.io/)?docker/dockerfile(?:-upstream)?)"
                        r"(?::(?P<tag>[0-9][0-9.]*)?(?P<suffix>[-a-z]*)?)?(?P<digest>@\S+)?$")
 
@@ -45,6 +52,13 @@ def parse_frontend(value: str) -> Frontend | None:
     if version is not None and len(version) == 1:
         version = None  # `:1` floats to the newest 1.x, which has everything
     return Frontend(match.group("image"), version, match.group("suffix") or "", bool(match.group("digest")))
+
+
+def is_image_reference(value: str) -> bool:
+    """Whether `value` is an image reference BuildKit could pull as a frontend: nothing else may
+    follow `# syntax=` (a value with a newline would write instructions into the file)."""
+    match = _REFERENCE.fullmatch(value)
+    return match is not None and len(match["name"]) <= _MAX_NAME
 
 
 def needed_version(dockerfile: Dockerfile, adds_mounts: bool) -> Version | None:

@@ -1,0 +1,70 @@
+"""The last check before a fix is written: did it change only what cachefix changes?
+
+A fix adds or changes `RUN --mount=type=cache` flags, rewrites the commands inside RUNs (drops
+cache-defeating options and cache clean-ups, points a cache elsewhere) and adds or raises the
+`# syntax=` directive. Anything else — an instruction added, removed or moved, another
+instruction or flag changed, another parser directive touched, a `# syntax=` that is not an
+image reference — is a bug in cachefix or in a rule plugin (or an attack through one), and the
+file is left as it was. The comparison is of the parsed files, so no layout trick hides a change.
+"""
+
+from __future__ import annotations
+
+from cachefix.rewriter.dockerfile import Dockerfile, Flag, Instruction
+from cachefix.rewriter.syntax import is_image_reference, parse_frontend
+
+
+def unintended_change(before: Dockerfile, after: Dockerfile, requested: str | None) -> str | None:
+    """What the fix changed beyond cache settings, in a few words; None when nothing.
+
+    `requested` is the frontend the user asked for (`--syntax`): besides Docker's own, the only
+    one a fix may name in a new `# syntax=` (a frontend is code that runs in the builder).
+    """
+    directives = _directive_change(before, after, requested)
+    if directives is not None:
+        return directives
+    if len(before.instructions) != len(after.instructions):
+        return f"{len(before.instructions)} instructions would become {len(after.instructions)}"
+    for old, new in zip(before.instructions, after.instructions, strict=True):
+        if _shape(old) != _shape(new):
+            return f"the {old.keyword} instruction on line {old.start_line} would change"
+    return None
+
+
+def _directive_change(before: Dockerfile, after: Dockerfile, requested: str | None) -> str | None:
+    if _other_directives(before) != _other_directives(after) or before.escape != after.escape:
+        return "a parser directive other than `# syntax=` would change"
+    old, new = _syntax(before), _syntax(after)
+    if old == new:
+        return None
+    if new is None or not is_image_reference(new):
+        return f"`# syntax={new or ''}` is not an image reference"
+    if old is not None and (parse_frontend(old) is None or parse_frontend(new) is None):
+        return f"`# syntax={old}` would name another frontend"  # only Docker's own is raised
+    if old is None and parse_frontend(new) is None and new != requested:
+        return f"`# syntax={new}` names a frontend nobody asked for"
+    return None
+
+
+def _other_directives(dockerfile: Dockerfile) -> list[tuple[str, str]]:
+    return [(d.name.lower(), d.value) for d in dockerfile.directives if d.name.lower() != "syntax"]
+
+
+def _syntax(dockerfile: Dockerfile) -> str | None:
+    return next((d.value for d in dockerfile.directives if d.name.lower() == "syntax"), None)
+
+
+def _shape(instruction: Instruction) -> tuple[object, ...]:
+    """What a fix must keep: all of an instruction but a RUN's cache mounts and its commands."""
+    inner = instruction.inner
+    if inner is not None:
+        return instruction.keyword, _shape(inner)
+    flags = tuple((f.name, f.value) for f in instruction.flags if not _cache_mount(f))
+    if instruction.keyword == "RUN":
+        return instruction.keyword, flags, instruction.json, tuple(h.name for h in instruction.heredocs)
+    heredocs = tuple((h.name, h.chomp, h.expand, h.content) for h in instruction.heredocs)
+    return instruction.keyword, flags, instruction.value, instruction.json, heredocs
+
+
+def _cache_mount(flag: Flag) -> bool:
+    return flag.name == "mount" and "type=cache" in (flag.value or "").split(",")
