@@ -85,7 +85,7 @@ class _Window:
         self.bytes += size
         now = time.monotonic()
         if self.pace.deadline is not None and now > self.pace.deadline:
-            raise _Retry("the --max-time deadline passed")
+            raise _Retry("the transfer was still running")
         elapsed = now - self.start
         if not self.pace.min_rate or elapsed < self.pace.window:
             return
@@ -207,10 +207,12 @@ def download(
             delay = policy.delay(attempt, getattr(exc, "retry_after", None))
             remaining = pace.remaining()
             out_of_time = remaining is not None and remaining <= delay
-            if _permanent(exc) or attempt >= policy.attempts or out_of_time:
-                why = " and the --max-time deadline" if out_of_time and attempt < policy.attempts else ""
-                raise TransferFailed(f"could not download {url}: {_describe(exc)}"
-                                     f" (after {attempt} attempt{'s' * (attempt > 1)}{why})") from None
+            attempts = f"after {attempt} attempt{'s' * (attempt > 1)}"
+            if out_of_time:
+                raise TransferFailed(f"could not download {url} within --max-time ({_describe(exc)};"
+                                     f" {attempts})") from None
+            if _permanent(exc) or attempt >= policy.attempts:
+                raise TransferFailed(f"could not download {url}: {_describe(exc)} ({attempts})") from None
             sleep(delay)
         except httpx.HTTPError as exc:
             raise TransferFailed(f"could not download {url}: {_describe(exc)}") from None
@@ -275,7 +277,7 @@ def _timeout(client: httpx.Client, pace: Pace) -> httpx.Timeout:
     if remaining is None:
         return client.timeout
     if remaining <= 0:
-        raise _Retry("the --max-time deadline passed")
+        raise _Retry("no time was left for another attempt")
     cut = client.timeout
     return httpx.Timeout(connect=_min(cut.connect, remaining), read=_min(cut.read, remaining),
                          write=_min(cut.write, remaining), pool=_min(cut.pool, remaining))

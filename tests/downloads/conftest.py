@@ -195,5 +195,6 @@ def payload(size: int, seed: int = 0) -> bytes:
 
 def cachefix(*args: str, env: dict[str, str] | None = None, **kwargs: object) -> subprocess.CompletedProcess[str]:
     """Run the real `cachefix` command in a child process (environment inherited from the test)."""
-    return subprocess.run([sys.executable, "-m", "cachefix", *args], capture_output=True, text=True,
+    kwargs.setdefault("text", True)  # text=False for binary stdout
+    return subprocess.run([sys.executable, "-m", "cachefix", *args], capture_output=True,
                           env={**os.environ, **(env or {})}, timeout=60, **kwargs)  # type: ignore[call-overload]
