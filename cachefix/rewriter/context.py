@@ -59,11 +59,14 @@ class Stage:
     accounts: dict[str, Account] = field(default_factory=dict)
     groups: dict[str, int] = field(default_factory=dict)
     facts: set[str] = field(default_factory=set)  # things earlier RUNs did, e.g. "apt-keep-debs"
+    # ids that useradd/adduser/groupadd took from a build ARG (`--uid "${UID}"`): ("uid"|"gid", id) → ARG name
+    id_args: dict[tuple[str, int], str] = field(default_factory=dict)
     windows: bool = False  # a Windows base image: Linux cache paths mean nothing there
 
     def derive(self, index: int, name: str | None) -> Stage:
         return replace(self, index=index, name=name, env=dict(self.env), args={},
-                       accounts=dict(self.accounts), groups=dict(self.groups), facts=set(self.facts))
+                       accounts=dict(self.accounts), groups=dict(self.groups), facts=set(self.facts),
+                       id_args=dict(self.id_args))
 
 
 class RunContext:
@@ -99,6 +102,16 @@ class RunContext:
     @property
     def is_root(self) -> bool:
         return self.uid == 0
+
+    def id_spelling(self, kind: str, value: int) -> str:
+        """How a mount option writes the uid or gid (`kind`) `value`: `${UID}` where the file took it from
+        a build ARG that is in scope here with that value, so that `--build-arg UID=...` moves the
+        mount's owner along with the user (BuildKit's frontend 1.3+ and buildah expand ARGs in
+        mount options); else the number."""
+        name = self.stage.id_args.get((kind, value))
+        if name and name in self.stage.args and name not in self.stage.env and self.env.get(name) == str(value):
+            return "${" + name + "}"
+        return str(value)
 
 
 def command_env(run: RunContext, command: Command) -> dict[str, str]:
@@ -184,12 +197,30 @@ _ADDGROUP = ("g:S", ["gid=", "system", "quiet", "debug", "conf="])
 _SPELLINGS = {"useradd": _USERADD, "adduser": _ADDUSER, "groupadd": _GROUPADD, "addgroup": _ADDGROUP}
 
 
-def _parsed_options(command: Command) -> tuple[dict[str, str], list[str]] | None:
+def _static(raw: str, variables: Mapping[str, str]) -> str | None:
+    """A word's value once the shell expands the ARG and ENV values it names (`"${UID}"`), or
+    None when it needs more than that (single quotes, escapes, command substitution, a variable
+    the file does not set)."""
+    text = raw.replace('"', "")
+    if any(c in text for c in "'`\\") or "$(" in text or "$" in _VAR.sub("", text):
+        return None
+    if any((m.group("braced") or m.group("plain")) not in variables for m in _VAR.finditer(text)):
+        return None
+    return expand(text, variables)
+
+
+_ONE_VARIABLE = re.compile(r'"?\$(?:\{(?P<braced>\w+)\}|(?P<plain>\w+))"?')
+
+
+def _parsed_options(command: Command, variables: Mapping[str, str]) -> tuple[dict[str, str], list[str]] | None:
     """Options (last one wins, `-u`/`--uid` both as given) and operands, or None if unreadable."""
     short, long = _SPELLINGS[command.name]
-    argv = [w.value for w in command.args]
-    if any(a is None for a in argv):
-        return None
+    argv: list[str] = []
+    for word in command.args:
+        value = word.value if word.value is not None else _static(word.raw, variables)
+        if value is None:
+            return None
+        argv.append(value)
     try:
         options, operands = getopt.gnu_getopt(argv, short, long)
     except getopt.GetoptError:
@@ -197,12 +228,33 @@ def _parsed_options(command: Command) -> tuple[dict[str, str], list[str]] | None
     return dict(options), operands
 
 
-def _learn_accounts(stage: Stage, found: list[Command]) -> None:
-    """Remember users and groups created by useradd/adduser/groupadd/addgroup."""
+def _build_arg(stage: Stage, command: Command, keys: tuple[str, ...]) -> str | None:
+    """The build ARG an option of the command is given as, alone (`--uid "${UID}"`, `-u $UID`,
+    `--uid=$UID`): the last one wins, as for the option itself. None for anything else."""
+    found = None
+    words = command.args
+    for i, word in enumerate(words):
+        for key in keys:
+            if word.raw == key and i + 1 < len(words):
+                value = words[i + 1].raw
+            elif word.raw.startswith(key + "=") and key.startswith("--"):
+                value = word.raw[len(key) + 1:]
+            else:
+                continue
+            match = _ONE_VARIABLE.fullmatch(value)
+            name = match and (match.group("braced") or match.group("plain"))
+            found = name if name and name in stage.args and name not in stage.env else None
+    return found
+
+
+def _learn_accounts(stage: Stage, found: list[Command], variables: Mapping[str, str]) -> None:
+    """Remember users and groups created by useradd/adduser/groupadd/addgroup, with the ARG and
+    ENV values their options name resolved (`adduser --uid "${UID}" appuser` after `ARG UID=10001`),
+    and which ids came from a build ARG (`Stage.id_args`)."""
     for cmd in found:
         if cmd.name not in _SPELLINGS:
             continue
-        parsed = _parsed_options(cmd)
+        parsed = _parsed_options(cmd, variables)
         if parsed is None:
             continue
         options, operands = parsed
@@ -212,20 +264,33 @@ def _learn_accounts(stage: Stage, found: list[Command]) -> None:
             gid = _int(options.get("-g") or options.get("--gid"))
             if gid is not None:
                 stage.groups[operands[-1]] = gid
+                _remember(stage, "gid", gid, _build_arg(stage, cmd, ("-g", "--gid")))
             continue
         if cmd.name == "adduser" and len(operands) > 1:
             continue  # `adduser user group` adds an existing user to a group
         name = operands[0]
         uid = _int(options.get("-u") or options.get("--uid"))
+        uid_arg = _build_arg(stage, cmd, ("-u", "--uid"))
         if cmd.name == "useradd":
-            group = options.get("-g") or options.get("--gid")
+            group_keys: tuple[str, ...] = ("-g", "--gid")
             home = options.get("-d") or options.get("--home-dir")
         else:  # Debian's adduser (long options) or BusyBox's (short ones, -g being GECOS there)
-            group = options.get("--gid") or options.get("--ingroup") or options.get("-G")
+            group_keys = ("--gid", "--ingroup", "-G")
             home = options.get("--home") or options.get("-h")
+        group = next((options[k] for k in group_keys if options.get(k)), None)
         gid = _int(group) if group and group.isdigit() else stage.groups.get(group or name, uid)
-        home = home or f"/home/{name}"
-        stage.accounts[name] = Account(name, uid, gid, home)
+        _remember(stage, "uid", uid, uid_arg)
+        if group and group.isdigit():
+            _remember(stage, "gid", gid, _build_arg(stage, cmd, group_keys))
+        elif (group or name) not in stage.groups:  # the user's own group, with the uid's number
+            _remember(stage, "gid", gid, uid_arg)
+        stage.accounts[name] = Account(name, uid, gid, home or f"/home/{name}")
+
+
+def _remember(stage: Stage, kind: str, value: int | None, arg: str | None) -> None:
+    """Note that the id `value` of `kind` ("uid"|"gid") came from the build ARG `arg`, when both are known."""
+    if value is not None and arg is not None:
+        stage.id_args[(kind, value)] = arg
 
 
 def resolve_user(stage: Stage) -> tuple[int | None, int | None, str | None]:
@@ -313,7 +378,7 @@ def run_contexts(dockerfile: Dockerfile) -> Iterator[RunContext]:
             run = RunContext(instruction, stage, dict(variables), *resolve_user(stage))
             yield run
             if keyword == "RUN" and run.mentions(ACCOUNT_COMMANDS):
-                _learn_accounts(stage, list(run.commands))
+                _learn_accounts(stage, list(run.commands), variables)
 
 
 def _start_stage(instruction: Instruction, stages: list[Stage], global_args: dict[str, str]) -> Stage:

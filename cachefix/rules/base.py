@@ -116,11 +116,11 @@ class Rule:
             near = next((w for w, m in zip(written, present, strict=True)
                          if m.is_cache and same_path(m.target, mount.target)), None)
             if near is not None:
-                out.append(edits.replace_flag(near.flag, _merge(near, mount)))
+                out.append(edits.replace_flag(near.flag, spelled(run, _merge(near, mount))))
             elif stale:
-                out.append(edits.replace_flag(stale.pop(0).flag, mount.render()))
+                out.append(edits.replace_flag(stale.pop(0).flag, spelled(run, mount.render())))
             else:
-                out.append(edits.add_flag(run.instruction, mount.render()))
+                out.append(edits.add_flag(run.instruction, spelled(run, mount.render())))
         return out, changed
 
     def user_cache(self, run: RunContext, dockerfile: Dockerfile, command: Command, target: str | None,
@@ -187,8 +187,8 @@ class Rule:
             options = {k: (placed.target if k in ("target", "dst", "destination") else v)
                        for k, v in replacing.options.items()}
             options.update({k: str(v) for k, v in (("uid", placed.uid), ("gid", placed.gid)) if v is not None})
-            fix = [edits.replace_flag(replacing.flag, "--mount=" + ",".join(
-                k if v == "true" else f"{k}={v}" for k, v in options.items()))]
+            fix = [edits.replace_flag(replacing.flag, spelled(run, "--mount=" + ",".join(
+                k if v == "true" else f"{k}={v}" for k, v in options.items())))]
             changed = [mount]
         else:
             stale = [] if stale_in_home is None else self.stale_mounts(run, placed.target, "", stale_in_home)
@@ -205,7 +205,7 @@ class Rule:
         fix.extend(extra)
         yield self.finding(dockerfile, command_span(run, first),
                            f"{problem}{label or self.manager} downloads without a cache mount on {placed.target}: "
-                           f"add `{changed[0].render()}`"
+                           f"add `{spelled(run, changed[0].render())}`"
                            + (f" and {placed.env_var}={placed.target}" if placed.env_var else "") + note, fix)
 
     def mount_edits_under(self, dockerfile: Dockerfile, run: RunContext, wanted: Sequence[CacheMount],
@@ -224,8 +224,8 @@ class Rule:
         if not copied_into(dockerfile, run, above.target):
             return self.mount_edits(run, [wanted[0]._replace(target=above.target)])
         first, *rest = [self._with_options(w, several=len(wanted) > 1) for w in wanted]
-        return ([edits.replace_flag(above.flag, first.render()), *(edits.add_flag(run.instruction, m.render())
-                                                                   for m in rest)], list(wanted))
+        return ([edits.replace_flag(above.flag, spelled(run, first.render())),
+                 *(edits.add_flag(run.instruction, spelled(run, m.render())) for m in rest)], list(wanted))
 
     def mounts_finding(self, dockerfile: Dockerfile, run: RunContext, span: Span, fix: Sequence[Edit],
                        changed: Sequence[CacheMount], cache_dirs: Sequence[str], what: str,
@@ -296,6 +296,14 @@ def one_lock(mounts: Sequence[CacheMount]) -> list[CacheMount]:
             locked = True
         out.append(mount)
     return out
+
+
+_ID_OPTION = re.compile(r"\b(uid|gid)=(\d+)\b")
+
+
+def spelled(run: RunContext, flag: str) -> str:
+    """A mount flag with each uid/gid the file took from a build ARG written as that ARG (`uid=${UID}`)."""
+    return _ID_OPTION.sub(lambda m: f"{m.group(1)}={run.id_spelling(m.group(1), int(m.group(2)))}", flag)
 
 
 def _merge(existing: ExistingMount, wanted: CacheMount) -> str:
