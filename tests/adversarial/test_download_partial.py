@@ -1,0 +1,41 @@
+"""Issue 8.21: a SIGTERM'd fetch leaves a partial download that `cache stats` shows and that
+the next fetch of the same URL resumes with a Range request instead of starting over."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.downloads import conftest
+from tests.downloads.conftest import FaultServer, cachefix, payload, sha
+
+server, cache_dir = conftest.server, conftest.cache_dir  # the download tests' fixtures, shared
+
+BIG = payload(3_000_000, seed=7)
+
+
+def test_sigterm_leaves_a_partial_that_stats_shows_and_fetch_resumes(server: FaultServer, cache_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    url = server.add("/big.bin", BIG, chunk_delay=0.01)
+    proc = subprocess.Popen([sys.executable, "-m", "cachefix", "fetch", url, "-o", str(tmp_path / "out")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while server.sent["/big.bin"] < 1_000_000 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+    stats = cachefix("cache", "stats", "--downloads")
+    assert stats.returncode == 0 and "1 partial downloads" in stats.stdout, stats.stdout
+    report = json.loads(cachefix("cache", "stats", "--downloads", "--json").stdout)
+    assert report["caches"][0]["partial_files"] == 1 and report["caches"][0]["partial_bytes"] >= 1_000_000
+    server.routes["/big.bin"].chunk_delay = 0
+    done = cachefix("fetch", url, "-o", str(tmp_path / "out"), "--sha256", sha(BIG))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out").read_bytes() == BIG
+    assert server.headers_of("/big.bin")[-1].get("Range", "").startswith("bytes=")
+    assert "partial" not in cachefix("cache", "stats", "--downloads").stdout
