@@ -46,6 +46,8 @@ class Finding:
     end: Position
     severity: Severity = Severity.WARNING
     edits: tuple[Edit, ...] = ()
+    # Other places the finding concerns, as (start, end): the RUNs a stage-wide ENV affects.
+    related: tuple[tuple[Position, Position], ...] = ()
 
     @property
     def fixable(self) -> bool:

@@ -1,7 +1,8 @@
 """`--format sarif`: SARIF 2.1.0 for GitHub code scanning and other SARIF viewers.
 
 One rule descriptor per code (from the rule's own documentation), one result per finding with
-its region and, when cachefix knows the fix, the fix as replacements in the file. Paths are
+its region, the places it affects (`relatedLocations`) and, when cachefix knows the fix, the fix
+as replacements in the file. Paths are
 relative to %SRCROOT%, the folder cachefix ran in (the checkout, in CI). Files cachefix could
 not read or parse are tool execution notifications, and make the run unsuccessful.
 """
@@ -67,6 +68,12 @@ def result(item: Item, rule_index: dict[str, int]) -> Json:
     }
     if finding.code in rule_index:
         entry["ruleIndex"] = rule_index[finding.code]
+    if finding.related:  # the finding is on a cause (a stage-wide ENV); these are the RUNs it affects
+        entry["relatedLocations"] = [
+            {"id": i, "message": {"text": "a RUN this turns the cache off for"}, "physicalLocation": {
+                "artifactLocation": location, "region": {"startLine": start.line, "startColumn": start.column,
+                                                         "endLine": end.line, "endColumn": end.column}}}
+            for i, (start, end) in enumerate(finding.related, 1)]
     if finding.edits:
         # In the order cachefix applies them: by position, insertions at one place in rule order.
         edits = sorted(dict.fromkeys(finding.edits), key=lambda e: (e.start, e.end))

@@ -61,12 +61,14 @@ class Stage:
     facts: set[str] = field(default_factory=set)  # things earlier RUNs did, e.g. "apt-keep-debs"
     # ids that useradd/adduser/groupadd took from a build ARG (`--uid "${UID}"`): ("uid"|"gid", id) → ARG name
     id_args: dict[tuple[str, int], str] = field(default_factory=dict)
+    origins: dict[str, Instruction] = field(default_factory=dict)  # the ENV or ARG that set each variable
     windows: bool = False  # a Windows base image: Linux cache paths mean nothing there
 
     def derive(self, index: int, name: str | None) -> Stage:
         return replace(self, index=index, name=name, env=dict(self.env), args={},
                        accounts=dict(self.accounts), groups=dict(self.groups), facts=set(self.facts),
-                       id_args=dict(self.id_args))
+                       id_args=dict(self.id_args),
+                       origins={k: v for k, v in self.origins.items() if k in self.env})
 
 
 class RunContext:
@@ -83,6 +85,7 @@ class RunContext:
         self.env = env
         self.user = stage.user
         self.uid, self.gid, self.home = uid, gid, home
+        self.origins = dict(stage.origins)  # where each variable of `env` was set, as of this RUN
         self._target = instruction.inner if instruction.keyword == "ONBUILD" and instruction.inner else instruction
         self.shell_form = not self._target.json
 
@@ -361,10 +364,13 @@ def run_contexts(dockerfile: Dockerfile) -> Iterator[RunContext]:
         variables = {**stage.args, **stage.env}
         if keyword == "ARG":
             _declare_args(instruction, stage.args, global_args)
+            stage.origins.update((key, instruction) for key in stage.args if key not in stage.env
+                                 and any(item.partition("=")[0] == key for item in instruction.value))
         elif keyword == "ENV":
             for key, value in _key_values(instruction):
                 stage.env[key] = unquote(value, variables)
                 variables[key] = stage.env[key]
+                stage.origins[key] = instruction
         elif keyword == "USER" and instruction.value:
             spec = expand(instruction.value[0], variables)
             stage.user, _, group = spec.partition(":")

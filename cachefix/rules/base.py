@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from cachefix.model import Edit, Finding, Position, Severity
 from cachefix.rewriter import edits
-from cachefix.rewriter.context import RunContext, command_env, expand
+from cachefix.rewriter.context import RunContext, command_env, expand, run_contexts
 from cachefix.rewriter.dockerfile import Dockerfile, Instruction
 from cachefix.rewriter.mounts import CacheMount, ExistingMount, existing_mounts, is_within, same_path
 from cachefix.rewriter.shell import (
@@ -86,11 +86,29 @@ class Rule:
     # Helpers shared by every rule.
 
     def finding(self, dockerfile: Dockerfile, span: Span, message: str, fix: Sequence[Edit] = (),
-                severity: Severity = Severity.WARNING) -> Finding:
-        start = Position(*dockerfile.position(span[0]))
-        end = Position(*dockerfile.position(max(span[0], span[1] - 1)))
-        return Finding(self.code, self.manager, message, start, Position(end.line, end.column + 1),
-                       severity, tuple(fix))
+                severity: Severity = Severity.WARNING, related: Sequence[Span] = ()) -> Finding:
+        start, end = _positions(dockerfile, span)
+        return Finding(self.code, self.manager, message, start, end, severity, tuple(fix),
+                       tuple(_positions(dockerfile, r) for r in related))
+
+    def switch_finding(self, dockerfile: Dockerfile, run: RunContext, command: Command, variable: str,
+                       turned_off: Callable[[RunContext], bool], what: str) -> Finding | None:
+        """The finding for a stage-wide switch (the ENV or ARG that sets `variable`) that turns the
+        manager's cache off for every RUN: on that line, where the cause is, with the RUNs it turns
+        the cache off for (`turned_off`) as related locations; made once, by the first of them
+        (None for the others). `what` says what the variable does ("PIP_NO_CACHE_DIR disables ...")."""
+        origin = run.origins.get(variable)
+        if origin is None:
+            return self.finding(dockerfile, command_span(run, command), f"{what}; remove it so a cache mount can work")
+        affected = [r.instruction for r in run_contexts(dockerfile) if r.origins.get(variable) is origin
+                    and turned_off(r)]
+        if affected and affected[0] is not run.instruction:
+            return None
+        lines = ", ".join(str(i.start_line) for i in affected) or str(run.instruction.start_line)
+        runs = "the RUN on line" if len(affected) < 2 else "the RUNs on lines"
+        return self.finding(dockerfile, origin.span, f"{origin.keyword} {what}, so {runs} {lines} cannot use a "
+                                                     f"cache mount; remove {variable} here",
+                            related=[i.span for i in affected] or [run.instruction.span])
 
     def mount_edits(self, run: RunContext, wanted: Sequence[CacheMount], stale: Sequence[ExistingMount] = (),
                     *, several: bool = False) -> tuple[list[Edit], list[CacheMount]]:
@@ -329,6 +347,13 @@ def remove_words(words: Iterable[Word], previous: dict[int, Word]) -> Iterator[E
 def previous_words(command: Command) -> dict[int, Word]:
     """For each word, the word before it (the deletion of a word starts after its predecessor)."""
     return {id(w): command.words[i - 1] for i, w in enumerate(command.words) if i > 0}
+
+
+def _positions(dockerfile: Dockerfile, span: Span) -> tuple[Position, Position]:
+    """1-based start and end (exclusive column) of a span, as findings carry them."""
+    start = Position(*dockerfile.position(span[0]))
+    end = Position(*dockerfile.position(max(span[0], span[1] - 1)))
+    return start, Position(end.line, end.column + 1)
 
 
 def command_span(run: RunContext, command: Command) -> Span:

@@ -58,6 +58,16 @@ def cache_dir(env: dict[str, str]) -> str | None:
     return None
 
 
+def composer_calls(run: RunContext) -> list[tuple[Command, Invocation]]:
+    """The RUN's Composer commands that download, with their invocation."""
+    return [(c, call) for c in run.commands if (call := composer(c)) is not None and call.subcommand in DOWNLOADING]
+
+
+def cache_switched_off(run: RunContext) -> bool:
+    """An ENV or ARG COMPOSER_CACHE_DIR of /dev/null (or empty) turns the cache off for every command."""
+    return bool(composer_calls(run)) and run.env.get("COMPOSER_CACHE_DIR", "unset") in DISABLED
+
+
 def clears_cache(command: Command) -> bool:
     call = composer(command)
     return call is not None and call.subcommand in CLEARING
@@ -110,15 +120,16 @@ class ComposerRule(Rule):
     triggers = ("composer",)
 
     def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
-        calls = [(c, call) for c in run.commands if (call := composer(c)) is not None
-                 and call.subcommand in DOWNLOADING]
+        calls = composer_calls(run)
         if not calls:
             return
         first, _ = calls[0]
         span = command_span(run, first)
-        if run.env.get("COMPOSER_CACHE_DIR", "unset") in DISABLED:
-            yield self.finding(dockerfile, span, "ENV COMPOSER_CACHE_DIR turns Composer's cache off for every "
-                                                 "command; remove it so a cache mount can work")
+        if cache_switched_off(run):
+            found = self.switch_finding(dockerfile, run, first, "COMPOSER_CACHE_DIR", cache_switched_off,
+                                        "COMPOSER_CACHE_DIR turns Composer's cache off for every command")
+            if found is not None:
+                yield found
             return
         env = image_env(run, first, IMAGE_ENV)
         if env.get("COMPOSER_CACHE_DIR") in DISABLED:  # an inline `COMPOSER_CACHE_DIR=/dev/null`: it goes

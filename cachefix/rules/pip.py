@@ -77,6 +77,19 @@ def destinations(arguments: tuple[Word, ...]) -> Iterator[str]:
                 yield value
 
 
+def installs(run: RunContext) -> list[tuple[Command, tuple[Word, ...]]]:
+    """The RUN's pip commands that download, with their pip arguments."""
+    return [(c, a) for c in run.commands if (a := pip_arguments(c)) is not None and subcommand(a) in DOWNLOADING]
+
+
+def cache_switched_off(run: RunContext) -> bool:
+    """An ENV or ARG PIP_NO_CACHE_DIR (any value) turns the cache off for the RUN's pip, which does
+    not set it itself."""
+    pips = installs(run)
+    return bool(pips) and "PIP_NO_CACHE_DIR" in run.env and not any(
+        a.name == "PIP_NO_CACHE_DIR" for a in pips[0][0].assignments)
+
+
 class PipRule(Rule):
     """
     ## What it does
@@ -108,7 +121,8 @@ class PipRule(Rule):
     ## Fix safety
     Safe: only where bytes come from changes. `--no-cache-dir` and a `PIP_NO_CACHE_DIR=`
     prefix are removed only in the RUN that gains the mount. Not fixed, and reported instead:
-    a user whose uid the file does not show, `ENV PIP_NO_CACHE_DIR`, and an install whose
+    a user whose uid the file does not show, `ENV PIP_NO_CACHE_DIR` (reported on the ENV line,
+    with the RUNs it affects as related locations), and an install whose
     `--target`/`--prefix`/`-d` points into the cache (the result would be lost with the mount).
     """
 
@@ -119,15 +133,16 @@ class PipRule(Rule):
     triggers = ("pip",)
 
     def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
-        pips = [(c, a) for c in run.commands if (a := pip_arguments(c)) is not None and subcommand(a) in DOWNLOADING]
+        pips = installs(run)
         if not pips:
             return
         first = pips[0][0]
         env = command_env(run, first)
-        if "PIP_NO_CACHE_DIR" in run.stage.env and not any(a.name == "PIP_NO_CACHE_DIR" for a in first.assignments):
-            yield self.finding(dockerfile, command_span(run, first),
-                               "ENV PIP_NO_CACHE_DIR disables pip's cache whatever its value (even 0 or false); "
-                               "remove it from ENV so a cache mount can work")
+        if cache_switched_off(run):
+            found = self.switch_finding(dockerfile, run, first, "PIP_NO_CACHE_DIR", cache_switched_off,
+                                        "PIP_NO_CACHE_DIR disables pip's cache whatever its value (even 0 or false)")
+            if found is not None:
+                yield found
             return
         placed = self.user_cache(run, dockerfile, first, cache_dir(env, run.home, pips[0][1]),
                                  shared_cache_dir(env, run.home), "PIP_CACHE_DIR")

@@ -96,6 +96,18 @@ def link_mode(env: dict[str, str], options: tuple[Word, ...]) -> str | None:
     return option_value(options, {"--link-mode"}) or env.get("UV_LINK_MODE")
 
 
+def uv_calls(run: RunContext) -> list[tuple[Command, Invocation, str]]:
+    """The RUN's uv commands that download, with their invocation and what they do."""
+    return [(c, a, kind) for c, r in programs_resolved(run) if (a := uv(r)) is not None and (kind := downloads(a))]
+
+
+def cache_switched_off(run: RunContext) -> bool:
+    """A truthy ENV or ARG UV_NO_CACHE turns the cache off for the RUN's uv, which does not set it itself."""
+    calls = uv_calls(run)
+    return bool(calls) and truthy(run.env.get("UV_NO_CACHE")) and not any(
+        a.name == "UV_NO_CACHE" for a in calls[0][0].assignments)
+
+
 def cleans_cache(command: Command) -> bool:
     """`uv cache clean`, `uv cache prune` and the old `uv clean` empty the cache."""
     call = uv(command)
@@ -155,16 +167,17 @@ class UvRule(Rule):
     triggers = ("uv",)
 
     def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
-        commands = programs_resolved(run)
-        calls = [(c, a, kind) for c, r in commands if (a := uv(r)) is not None and (kind := downloads(a))]
+        calls = uv_calls(run)
         if not calls:
             return
         first, first_call, _ = calls[0]
         span = command_span(run, first)
         env = command_env(run, first)
-        if truthy(run.env.get("UV_NO_CACHE")) and not any(a.name == "UV_NO_CACHE" for a in first.assignments):
-            yield self.finding(dockerfile, span, "UV_NO_CACHE (ENV or ARG) turns uv's cache off for every command; "
-                                                 "remove it so a cache mount can work")
+        if cache_switched_off(run):
+            found = self.switch_finding(dockerfile, run, first, "UV_NO_CACHE", cache_switched_off,
+                                        "UV_NO_CACHE turns uv's cache off for every command")
+            if found is not None:
+                yield found
             return
         symlinked = next((c for c, a, kind in calls if kind == "install"
                           and link_mode(command_env(run, c), uv_options(a)) == "symlink"), None)
