@@ -38,4 +38,4 @@ def test_sigterm_leaves_a_partial_that_stats_shows_and_fetch_resumes(server: Fau
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out").read_bytes() == BIG
     assert server.headers_of("/big.bin")[-1].get("Range", "").startswith("bytes=")
-    assert "partial" not in cachefix("cache", "stats", "--downloads").stdout
+    assert "partial downloads" not in cachefix("cache", "stats", "--downloads").stdout
