@@ -311,13 +311,16 @@ def test_discovery_reads_the_names_the_readme_lists_and_skips_the_rest(tmp_path,
     ("FROM python:3.12-slim\nRUN useradd -u 1234 -m app\nUSER app\nRUN pip install flask\n", "uid=1234"),
     ("FROM python:3.12-slim\nRUN adduser --uid 1234 --disabled-password app\nUSER app\nRUN pip install flask\n",
      "uid=1234"),
+    ("FROM python:3.12-slim\nARG UID=10001\nRUN adduser --disabled-password --uid \"${UID}\" appuser\n"
+     "USER appuser\nRUN pip install flask\n", "uid=${UID},gid=${UID}"),
     ("FROM node:20\nUSER node\nRUN npm ci\n", "uid=1000,gid=1000"),
     ("FROM mambaorg/micromamba:1.5\nRUN micromamba install -y numpy\n", "uid=57439,gid=57439"),
     ("FROM python:3.12-slim\nUSER nobody\nRUN pip install --user flask\n", "uid=65534,gid=65534"),
 ])
 def test_the_uid_comes_from_the_file_or_the_known_images(tmp_path, env, dockerfile: str, mount: str) -> None:
     assert all(word in section("What it does") for word in ("`node` (uid 1000)", "`mambauser` (57439)",
-                                                            "`nobody` (65534)", "`useradd -u`", "`adduser --uid`"))
+                                                            "`nobody` (65534)", "`useradd -u`", "`adduser --uid`",
+                                                            "`ARG UID=10001`"))
     write(tmp_path / "Dockerfile", dockerfile)
     result = sh("cachefix --diff --syntax none Dockerfile", tmp_path, env)
     assert mount in result.stdout, result.stdout + result.stderr
