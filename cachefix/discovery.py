@@ -44,6 +44,7 @@ NOT_DOCKERFILES = frozenset({
     "dockerignore", "cachefix",
 })
 GITIGNORE_LIMIT = 1024 * 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 Warn = Callable[[str], None]
 
@@ -113,23 +114,26 @@ def find_dockerfiles(paths: Sequence[str], exclude: Sequence[str] = (),
     """Files named on the command line, and Dockerfiles found below folders, each file once.
 
     `exclude` holds gitignore-style patterns matched against paths relative to the folder given.
-    A path that does not exist or a folder that cannot be listed is BadPath; a link that leads
-    out of its tree, or a subfolder that cannot be read, is a warning.
+    A path named that does not exist, cannot be listed or is not followed (see `_not_checked`) is
+    BadPath; a file found in a folder that is not followed, or a subfolder that cannot be read,
+    is a warning.
     """
     excluded = compile_patterns(exclude, "--exclude") if exclude else None
     seen: set[tuple[int, int]] = set()  # (device, inode): a hard link or a link to a file found already
     cwd = Path.cwd()
     for given in paths:
         path = Path(given)
-        mode = _mode(path, given)
-        if stat.S_ISDIR(mode):
-            candidates: Iterator[Path] = _walk(path, given, excluded, warn)
-            root = path
-        else:
-            candidates = iter([path])
+        if not stat.S_ISDIR(_mode(path, given)):
             root = cwd if _inside(path.absolute(), cwd) else path.absolute().parent
-        for candidate in candidates:
-            if _followed(candidate, root, warn) and _first_time(candidate, seen):
+            if problem := _not_checked(path, root):
+                raise BadPath(problem)
+            if _first_time(path, seen):
+                yield Found(path, given)
+            continue
+        for candidate in _walk(path, given, excluded, warn):
+            if problem := _not_checked(candidate, path):
+                warn(problem)
+            elif _first_time(candidate, seen):
                 yield Found(candidate, given)
 
 
@@ -174,15 +178,20 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def _followed(path: Path, root: Path, warn: Warn) -> bool:
-    """False, with a warning, for a symbolic link whose target is outside `root`."""
-    if not path.is_symlink():
-        return True
-    target = Path(os.path.realpath(path))
-    if _inside(target, Path(os.path.realpath(root))):
-        return True
-    warn(f"{path}: not checked: a symbolic link to {target}, outside {root}")
-    return False
+def _not_checked(path: Path, root: Path) -> str | None:
+    """Why a file is not read: a path that reports cannot show (not UTF-8, which JSON and SARIF
+    need, or with a control character, which would forge a report line), or a symbolic link
+    whose target is outside `root`."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{text!a}: not checked: its path is not UTF-8, so a report could not name it"
+    if _CONTROL.search(text):
+        return f"{text!a}: not checked: its path holds a control character, so a report could not name it"
+    if path.is_symlink() and not _inside(target := Path(os.path.realpath(path)), Path(os.path.realpath(root))):
+        return f"{path}: not checked: a symbolic link to {target}, outside {root}"
+    return None
 
 
 def _first_time(path: Path, seen: set[tuple[int, int]]) -> bool:

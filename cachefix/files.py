@@ -119,6 +119,7 @@ def write_atomically(path: Path, text: str, read: Snapshot) -> bool:
         raise PermissionError(errno.EACCES, "the file is read-only", str(path))
     data = text.encode("utf-8")
     fd, temp = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX)
+    renamed = False
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -136,9 +137,10 @@ def write_atomically(path: Path, text: str, read: Snapshot) -> bool:
         if orphaned():
             raise Orphaned
         os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+        renamed = True
+    finally:
+        if not renamed:
+            Path(temp).unlink(missing_ok=True)
     return True
 
 
