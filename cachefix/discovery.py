@@ -138,6 +138,8 @@ def find_dockerfiles(paths: Sequence[str], exclude: Sequence[str] = (),
 
 
 def _mode(path: Path, given: str) -> int:
+    if not given:  # Path("") is the current folder: `cachefix fix "$UNSET"` must not fix it
+        raise BadPath("an empty path on the command line (an unset variable?)")
     try:
         return path.stat().st_mode
     except FileNotFoundError:
@@ -148,26 +150,45 @@ def _mode(path: Path, given: str) -> int:
 
 
 def _walk(top: Path, given: str, excluded: Any, warn: Warn) -> Iterator[Path]:
-    """The Dockerfile names below `top`, in a stable order, skipping what git would ignore."""
-    def unreadable(error: OSError) -> None:
-        if error.filename == os.fspath(top):
-            raise BadPath(f"{given}: cannot read this folder: {error.strerror}")
-        warn(f"{error.filename}: cannot read this folder ({error.strerror}); the Dockerfiles in it are not checked")
+    """The Dockerfile names below `top`, in a stable order, skipping what git would ignore.
 
-    ignores: list[tuple[str, Any]] = []  # (folder relative to `top`, spec)
-    for folder, dirs, files in os.walk(top, onerror=unreadable):
-        rel_folder = os.path.relpath(folder, top)
-        rel_folder = "" if rel_folder == "." else rel_folder + "/"
-        ignores = [(base, spec) for base, spec in ignores if rel_folder.startswith(base)]
-        if ".gitignore" in files and (spec := _gitignore(Path(folder, ".gitignore"))) is not None:
-            ignores.append((rel_folder, spec))
-        dirs[:] = sorted(d for d in dirs if d != ".git" and not _skipped(rel_folder + d + "/", excluded, ignores))
-        for name in sorted(files):
-            if is_dockerfile_name(name) and not _skipped(rel_folder + name, excluded, ignores):
-                yield Path(folder, name)
+    Walked with a stack, not recursion (os.walk's recursion fails 1,000 folders deep), entering
+    no symbolic link to a folder.
+    """
+    # (folder, its path from top, the .gitignores above it)
+    stack: list[tuple[Path, str, tuple[tuple[str, Any], ...]]] = [(top, "", ())]
+    while stack:
+        folder, relative, ignores = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as exc:
+            if folder is top:
+                raise BadPath(f"{given}: cannot read this folder: {exc.strerror}") from None
+            warn(f"{folder}: cannot read this folder ({exc.strerror}); the Dockerfiles in it are not checked")
+            continue
+        if any(entry.name == ".gitignore" for entry in entries):
+            spec = _gitignore(folder / ".gitignore")
+            ignores = ignores if spec is None else (*ignores, (relative, spec))
+        subfolders = []
+        for entry in entries:
+            if _is_folder(entry):
+                if (entry.name != ".git" and not entry.is_symlink()
+                        and not _skipped(relative + entry.name + "/", excluded, ignores)):
+                    subfolders.append((folder / entry.name, relative + entry.name + "/", ignores))
+            elif is_dockerfile_name(entry.name) and not _skipped(relative + entry.name, excluded, ignores):
+                yield folder / entry.name
+        stack.extend(reversed(subfolders))
 
 
-def _skipped(relative: str, excluded: Any, ignores: list[tuple[str, Any]]) -> bool:
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()  # a link to a folder too: it is neither entered nor read as a file
+    except OSError:
+        return False
+
+
+def _skipped(relative: str, excluded: Any, ignores: tuple[tuple[str, Any], ...]) -> bool:
     """Excluded on the command line, or ignored by a .gitignore above it (relative to that file)."""
     if excluded is not None and excluded.match_file(relative):
         return True

@@ -213,3 +213,20 @@ def test_a_subfolder_that_cannot_be_read_is_a_warning(tmp_path: Path) -> None:
         locked.chmod(0o755)
     assert result.returncode == 1
     assert "locked: cannot read this folder (Permission denied)" in result.stderr
+
+
+def test_a_tree_deeper_than_the_recursion_limit_is_walked(tmp_path: Path) -> None:
+    folder = tmp_path
+    for _ in range(sys.getrecursionlimit() + 100):
+        folder = folder / "a"
+        folder.mkdir()
+    write(folder / "Dockerfile", UNCACHED)
+    assert [found.path for found in find_dockerfiles([str(tmp_path)])] == [folder / "Dockerfile"]
+
+
+def test_an_empty_path_is_an_error_not_the_current_folder(tmp_path: Path) -> None:
+    write(tmp_path / "Dockerfile", UNCACHED)
+    result = cachefix("fix", "", cwd=tmp_path)
+    assert result.returncode == 2
+    assert one_line(result.stderr) == "cachefix: error: an empty path on the command line (an unset variable?)"
+    assert (tmp_path / "Dockerfile").read_text() == UNCACHED
