@@ -36,7 +36,7 @@ class FileTooLarge(OSError):
 
 
 class Declined(Exception):
-    """A fix that cachefix will not write, although it could (hard links): one line, a warning."""
+    """A fix that cachefix will not write, although it could (hard links, another's file): one line, a warning."""
 
 
 class ChangedMeanwhile(Exception):
@@ -107,9 +107,9 @@ def write_atomically(path: Path, text: str, read: Snapshot) -> bool:
 
     A symbolic link is written through (discovery followed only links inside the tree), so the
     link stays a link. The new file keeps the mode, setuid and setgid bits included (chown comes
-    first: it clears them), and the owner where allowed. Raises Declined for a file with hard
-    links (a rename would split them), ChangedMeanwhile when the file is not what was read, and
-    OSError when it cannot be written.
+    first: it clears them), its owner and its group. Raises Declined for a file with hard links
+    (a rename would split them) or whose owner cannot be kept, ChangedMeanwhile when the file is
+    not what was read, and OSError when it cannot be written.
     """
     target = Path(os.path.realpath(path))
     if read.status.st_nlink > 1:
@@ -125,9 +125,7 @@ def write_atomically(path: Path, text: str, read: Snapshot) -> bool:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if hasattr(os, "chown"):
-            with contextlib.suppress(OSError):  # not ours to give away: keep our own ownership
-                os.chown(temp, read.status.st_uid, read.status.st_gid)
+        _give_owner(temp, read.status)
         os.chmod(temp, stat.S_IMODE(read.status.st_mode))
         if not _unchanged(target, read):
             if _current(target) == data:
@@ -142,6 +140,19 @@ def write_atomically(path: Path, text: str, read: Snapshot) -> bool:
         if not renamed:
             Path(temp).unlink(missing_ok=True)
     return True
+
+
+def _give_owner(temp: str, status: os.stat_result) -> None:
+    """The temp file gets the original's owner and group, or Declined: a fix must not quietly
+    take a file over from another user (as writing a group-writable file of theirs would)."""
+    if not hasattr(os, "chown"):
+        return
+    with contextlib.suppress(OSError):
+        os.chown(temp, status.st_uid, status.st_gid)
+    now = os.stat(temp)
+    if (now.st_uid, now.st_gid) != (status.st_uid, status.st_gid):
+        raise Declined(f"not fixed: it belongs to user {status.st_uid} and group {status.st_gid}, which a new "
+                       "file written by cachefix could not keep")
 
 
 def _unchanged(target: Path, read: Snapshot) -> bool:

@@ -216,12 +216,17 @@ def test_a_subfolder_that_cannot_be_read_is_a_warning(tmp_path: Path) -> None:
 
 
 def test_a_tree_deeper_than_the_recursion_limit_is_walked(tmp_path: Path) -> None:
-    folder = tmp_path
+    folders = [tmp_path / "deep"]
     for _ in range(sys.getrecursionlimit() + 100):
-        folder = folder / "a"
-        folder.mkdir()
-    write(folder / "Dockerfile", UNCACHED)
-    assert [found.path for found in find_dockerfiles([str(tmp_path)])] == [folder / "Dockerfile"]
+        folders[-1].mkdir()
+        folders.append(folders[-1] / "a")
+    dockerfile = write(folders[-2] / "Dockerfile", UNCACHED)
+    try:
+        assert [found.path for found in find_dockerfiles([str(tmp_path)])] == [dockerfile]
+    finally:  # pytest's own clean-up of old temporary folders recurses, and would fail on this one
+        dockerfile.unlink()
+        for folder in reversed(folders[:-1]):
+            folder.rmdir()
 
 
 def test_an_empty_path_is_an_error_not_the_current_folder(tmp_path: Path) -> None:

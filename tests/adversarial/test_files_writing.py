@@ -140,3 +140,21 @@ def test_a_read_only_file_is_not_replaced(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "Dockerfile: error: cannot write: the file is read-only" in result.stdout
     assert dockerfile.read_text() == UNCACHED
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a file of another user takes root")
+def test_a_file_whose_owner_cannot_be_kept_is_not_taken_over(tmp_path: Path, monkeypatch, capsys) -> None:
+    dockerfile = write(tmp_path / "Dockerfile", UNCACHED)
+    os.chown(dockerfile, 12345, 12345)
+
+    def not_permitted(*_args):  # as for a user fixing a group-writable file of another user
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "chown", not_permitted)
+    monkeypatch.chdir(tmp_path)
+    assert main(["fix", "Dockerfile"]) == 1
+    assert one_line(capsys.readouterr().err) == (
+        "cachefix: warning: Dockerfile: not fixed: it belongs to user 12345 and group 12345, which a new file "
+        "written by cachefix could not keep")
+    assert dockerfile.read_text() == UNCACHED and dockerfile.stat().st_uid == 12345
+    assert _temp_files(tmp_path) == []
