@@ -283,22 +283,24 @@ TREES = {  # folder -> Dockerfile text
     "only errors": {"broken": BROKEN, "broken2": BROKEN},
 }
 LEAD = "1 file could not be checked (error above); "
+FIX_LEAD = "1 file could not be fixed (error above); "
+LEFT = "; 1 finding left to fix by hand."
 SUMMARIES = {  # (tree, mode) -> the last line of the text report
     ("clean", "check"): "No uncached installs in 1 file.",
     ("clean", "fix"): "Nothing to fix in 1 file.",
     ("clean", "diff"): "Nothing to fix in 1 file.",
     ("errors", "check"): LEAD + "no uncached installs in the 1 checked.",
-    ("errors", "fix"): LEAD + "nothing to fix in the 1 checked.",
-    ("errors", "diff"): LEAD + "nothing to fix in the 1 checked.",
+    ("errors", "fix"): FIX_LEAD + "nothing to fix in the 1 checked.",
+    ("errors", "diff"): FIX_LEAD + "nothing to fix in the 1 checked.",
     ("findings", "check"): "Found 2 findings (1 fixable with `cachefix fix`) in 2 files of 3 checked.",
-    ("findings", "fix"): "Fixed 1 finding in 1 file of 3 checked; 1 finding left to fix by hand.",
-    ("findings", "diff"): "Would fix 1 finding in 1 file of 3 checked; 1 finding left to fix by hand.",
+    ("findings", "fix"): "Fixed 1 finding in 1 file of 3 checked" + LEFT,
+    ("findings", "diff"): "Would fix 1 finding in 1 file of 3 checked" + LEFT,
     ("findings+errors", "check"): LEAD + "found 2 findings (1 fixable with `cachefix fix`) in 2 files of 3 checked.",
-    ("findings+errors", "fix"): LEAD + "fixed 1 finding in 1 file of 3 checked; 1 finding left to fix by hand.",
-    ("findings+errors", "diff"): LEAD + "would fix 1 finding in 1 file of 3 checked; 1 finding left to fix by hand.",
+    ("findings+errors", "fix"): FIX_LEAD + "fixed 1 finding in 1 file of 3 checked" + LEFT,
+    ("findings+errors", "diff"): FIX_LEAD + "would fix 1 finding in 1 file of 3 checked" + LEFT,
     ("only errors", "check"): "2 files could not be checked (errors above).",
-    ("only errors", "fix"): "2 files could not be checked (errors above).",
-    ("only errors", "diff"): "2 files could not be checked (errors above).",
+    ("only errors", "fix"): "2 files could not be fixed (errors above).",
+    ("only errors", "diff"): "2 files could not be fixed (errors above).",
 }
 MODES = {"check": ["check"], "fix": ["fix"], "diff": ["fix", "--diff"]}
 QUIET_LINE = re.compile(r"[^:]+(:\d+:\d+: CF\d{3} |:\d+: error: )")

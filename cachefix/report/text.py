@@ -98,14 +98,16 @@ def _fixed(result: FileResult) -> list[Finding]:
 
 
 def _failures(report: LintReport) -> str:
-    """What went wrong, first in the summary: files that could not be checked, or written."""
-    checked = {r.path for r in report.files}
+    """What went wrong, first in the summary: files left unchecked (or unfixed: a parse error, a
+    fix refused), and files whose fix could not be written."""
+    handled = {r.path for r in report.files}
     failed = {e.path for e in report.errors}
-    unchecked, unwritten = len(failed - checked), len(failed & checked)
+    unhandled, unwritten = len(failed - handled), len(failed & handled)
+    verb = "fixed" if report.fixing else "checked"
     above = "(errors above)" if len(report.errors) > 1 else "(error above)"
-    if unchecked and unwritten:
-        return f"{_plural(unchecked, 'file')} could not be checked and {unwritten} could not be written {above}"
-    return f"{_plural(unchecked or unwritten, 'file')} could not be {'checked' if unchecked else 'written'} {above}"
+    if unhandled and unwritten:
+        return f"{_plural(unhandled, 'file')} could not be {verb} and {unwritten} could not be written {above}"
+    return f"{_plural(unhandled or unwritten, 'file')} could not be {verb if unhandled else 'written'} {above}"
 
 
 def _outcome(report: LintReport, dry_run: bool, after_failures: bool) -> str:
