@@ -18,6 +18,7 @@ import lzma
 import os
 import shutil
 import stat
+import sys
 import tarfile
 import tempfile
 import time
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO, NoReturn
 
-from cachefix.downloads.errors import ArchiveError
+from cachefix.downloads.errors import ArchiveError, DownloadError
 
 COPY_CHUNK = 1 << 20
 RATIO_FLOOR = 64 << 20  # below this many bytes out, any compression ratio is fine
@@ -52,14 +53,14 @@ def extract(archive: Path, dest: Path, limits: Limits | None = None) -> None:
         dest = Path(os.path.realpath(dest))  # into the folder a link names, as `tar -C LINK` does
     dest.parent.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".cachefix", dir=dest.parent))
+    sink = _Sink(temp, limits, os.stat(archive).st_size)
     try:
-        sink = _Sink(temp, limits, os.stat(archive).st_size)
         _unpack(Path(archive), sink)
         sink.finish()
-        try:
-            _publish(temp, dest)
-        except OSError as exc:  # name DEST, never the private temp folder
-            raise ArchiveError(f"cannot unpack into {dest}: {exc.strerror or exc}") from None
+        _publish(temp, dest)
+    except OSError as exc:  # disk full, a name too long...: name the member and DEST, never the temp folder
+        member = f" {sink.member!r}" if sink.member else ""
+        raise DownloadError(f"cannot unpack{member} into {dest}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(temp, ignore_errors=True)
 
@@ -73,12 +74,20 @@ def _unpack(archive: Path, sink: _Sink) -> None:
                 _unzip(raw, sink)
             else:
                 _untar(_decompressor(head, raw), sink)
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError) as exc:
+        except _data_errors() as exc:
             raise ArchiveError(f"broken archive {archive.name}: {exc}") from None
         except OSError as exc:
             if exc.errno is not None:  # a real I/O error (disk full, permissions), not bad data
                 raise
             raise ArchiveError(f"broken archive {archive.name}: {exc}") from None
+
+
+def _data_errors() -> tuple[type[BaseException], ...]:
+    """What a decoder raises for bad bytes (zstandard's own error only once it was imported)."""
+    errors: tuple[type[BaseException], ...] = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error,
+                                               lzma.LZMAError)
+    zstd = sys.modules.get("zstandard")
+    return (*errors, zstd.ZstdError) if zstd else errors
 
 
 def _decompressor(head: bytes, raw: BinaryIO) -> IO[bytes]:
@@ -135,7 +144,12 @@ def _unzip(raw: BinaryIO, sink: _Sink) -> None:
             elif kind not in (0, stat.S_IFREG):
                 sink.reject(info.filename, "is a device or FIFO, which is never unpacked")
             else:
-                with archive.open(info) as stream:
+                try:
+                    stream = archive.open(info)
+                except (NotImplementedError, RuntimeError) as exc:  # encrypted, or an unknown method
+                    why = "it is encrypted" if info.flag_bits & 0x1 else str(exc)
+                    raise ArchiveError(f"cannot unpack {info.filename!r}: {why}") from None
+                with stream:
                     mtime = time.mktime((*info.date_time, 0, 0, -1))
                     sink.file(info.filename, stream, mode or 0o644, mtime)
 
@@ -148,6 +162,7 @@ class _Sink:
         self.real_root = os.path.realpath(root)  # what resolved link targets are compared with
         self.budget = min(limits.max_bytes, max(RATIO_FLOOR, archive_size * limits.max_ratio))
         self.members = self.written = 0
+        self.member = ""  # the one being unpacked, for error messages
         self.safe_dirs: set[Path] = {root}
         self.dir_modes: dict[Path, int | None] = {}  # None: not listed, made 0755 less umask as by tar
         self.links: dict[Path, str] = {}
@@ -156,6 +171,7 @@ class _Sink:
         raise ArchiveError(f"unsafe archive member {name!r}: {why}; nothing was extracted")
 
     def count(self, name: str) -> None:
+        self.member = name
         self.members += 1
         if self.members > self.limits.max_members:
             self.reject(name, f"the archive has more than {self.limits.max_members} members")

@@ -36,6 +36,8 @@ class ForeignEntries(InvalidInput):
 
 def foreign_top(root: Path) -> list[str]:
     """Names directly in `root` that are not cachefix's layout (cheap: one listing)."""
+    if not root.is_dir():
+        raise InvalidInput(f"the cache folder {root} is not a folder (see CACHEFIX_CACHE_DIR)")
     found = []
     for entry in os.scandir(root):
         if entry.name in SUBDIRS:
@@ -81,13 +83,15 @@ def remove_own(root: Path) -> None:
     """Delete cachefix's layout under `root` (checked first), and `root` if cachefix made it."""
     refuse_foreign(root, foreign_entries(root), "clear")
     for sub in SUBDIRS:
-        if (root / sub).is_dir():
-            shutil.rmtree(root / sub)
+        shutil.rmtree(root / sub, ignore_errors=True)  # another `clear` may be removing it too
+        if (root / sub).exists():
+            shutil.rmtree(root / sub)  # what is left failed for a real reason: report it
     created = (root / MARKER).is_file()
     for entry in os.scandir(root):
         if entry.name != MARKER and _FILES.fullmatch(entry.name):
-            os.unlink(entry.path)
+            Path(entry.path).unlink(missing_ok=True)
     if created and not root.is_symlink():
         os.unlink(root / MARKER)
         with contextlib.suppress(OSError):  # something appeared meanwhile: keep the folder
             os.rmdir(root)
+

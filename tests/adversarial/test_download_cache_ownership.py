@@ -82,3 +82,12 @@ def test_clear_removes_a_folder_only_when_cachefix_created_it(server: FaultServe
         assert done.returncode == 0 and "cleared downloads" in done.stdout, done.stderr
     assert not made.exists()
     assert existing.is_dir() and os.listdir(existing) == []
+
+
+def test_a_cache_variable_naming_a_file_is_a_usage_error(server: FaultServer, tmp_path: Path) -> None:
+    (tmp_path / "notes").write_text("mine")
+    env = {"CACHEFIX_CACHE_DIR": str(tmp_path / "notes")}
+    for args in (["fetch", server.add("/f", DATA)], ["cache", "clear", "--yes"]):
+        done = cachefix(*args, env=env)
+        assert done.returncode == 2 and "not a folder" in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert (tmp_path / "notes").read_text() == "mine"
