@@ -154,7 +154,7 @@ def load(path: Path, *, required: bool) -> Config | None:
     document = _parse_toml(path, text)
     tool = document.get("tool", {}) if in_pyproject else {}
     if not isinstance(tool, dict):
-        raise ConfigError(f"{path}: `tool` must be a table ([tool.cachefix]), not a {_toml_type(tool)}")
+        raise ConfigError(f"{path}: `tool` must be a table ([tool.cachefix]), not {_toml_type(tool)}")
     table = tool.get("cachefix") if in_pyproject else document
     if table is None:
         if required:
@@ -223,8 +223,8 @@ def _parse_toml(path: Path, text: str) -> dict[str, Any]:
 
 def _toml_type(value: object) -> str:
     """The TOML name of a parsed value's type, for error messages."""
-    names = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}
-    return next((name for kind, name in names.items() if isinstance(value, kind)), "date or time")
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array", dict: "a table"}
+    return next((name for kind, name in names.items() if isinstance(value, kind)), "a date or time")
 
 
 @dataclass
@@ -240,7 +240,7 @@ class _Table:
 
     def check_keys(self, allowed: frozenset[str]) -> None:
         if not isinstance(self.data, dict):
-            raise ConfigError(f"{self.path}: {self.where} must be a table, not a {_toml_type(self.data)}")
+            raise ConfigError(f"{self.path}: {self.where} must be a table, not {_toml_type(self.data)}")
         unknown = [key for key in self.data if key not in allowed]
         if unknown:
             close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
@@ -341,4 +341,4 @@ def _described(value: object) -> str:
     """A value for an error message: a string quoted and cut short, anything else by its TOML type."""
     if isinstance(value, str):
         return repr(value if len(value) <= 60 else value[:57] + "...")
-    return f"a {_toml_type(value)}"
+    return _toml_type(value)
