@@ -11,7 +11,6 @@ import contextlib
 import errno
 import os
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +116,8 @@ def write_atomically(path: Path, text: str, read: Snapshot) -> bool:
                        "(fix one copy and link the others again)")
     if not os.access(target, os.W_OK):
         raise PermissionError(errno.EACCES, "the file is read-only", str(path))
+    import tempfile  # only when writing: `check` never pays for it
+
     data = text.encode("utf-8")
     fd, temp = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX)
     renamed = False

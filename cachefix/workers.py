@@ -9,7 +9,6 @@ is still there right before each rename.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 _PR_SET_PDEATHSIG = 1
@@ -26,6 +25,7 @@ def bind_to_parent(parent: int) -> None:
     _parent = parent
     if sys.platform.startswith("linux"):
         import ctypes
+        import signal
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
