@@ -144,9 +144,14 @@ def test_a_tree_thousands_of_folders_deep_is_checked(tmp_path: Path, capsys) -> 
         deep.mkdir()
     write(tmp_path / ".cachefix.toml", 'ignore = ["CF201"]\n')
     write(deep / "Dockerfile", PIP)
-    assert main(["check", "--quiet", str(deep / "Dockerfile")]) == 1
-    out, err = capsys.readouterr()
-    assert err == "" and out.split()[1] == "CF101"
+    try:
+        assert main(["check", "--quiet", str(deep / "Dockerfile")]) == 1
+        out, err = capsys.readouterr()
+        assert err == "" and out.split()[1] == "CF101"
+    finally:  # pytest's clean-up, recursive too, would fail on it
+        (deep / "Dockerfile").unlink()
+        for folder in [deep, *deep.parents][:-1]:
+            folder.rmdir()
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to give a file away")
