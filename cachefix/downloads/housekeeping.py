@@ -173,7 +173,11 @@ def confirm_and_clear(targets: list[Target], *, assume_yes: bool) -> int:
     if not assume_yes:
         if not sys.stdin.isatty():
             raise InvalidInput("refusing to delete without --yes (stdin is not a terminal)")
-        if input("delete all of this? [y/N] ").strip().lower() not in ("y", "yes"):
+        try:
+            answer = input("delete all of this? [y/N] ")
+        except EOFError:  # Ctrl-D at the question: a no
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1
     for target in targets:

@@ -195,3 +195,16 @@ def test_clear_asks_on_a_terminal(server: FaultServer, cache_dir: Path, capsys: 
     monkeypatch.setattr("builtins.input", lambda prompt: answer)
     code, out, _ = run(capsys, "cache", "clear", "--downloads")
     assert code == status and "downloads: " in out and cache_dir.exists() is kept
+
+
+def test_clear_takes_end_of_input_at_the_question_as_no(server: FaultServer, cache_dir: Path,
+                                                        capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    def end_of_input(prompt: str) -> str:
+        raise EOFError
+
+    cached_download(server.add("/f", b"abc"))
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", end_of_input)
+    code, out, err = run(capsys, "cache", "clear", "--downloads")
+    assert code == 1 and "nothing deleted" in out and err == "" and cache_dir.exists()
