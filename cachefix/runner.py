@@ -74,26 +74,38 @@ def plan(args: argparse.Namespace) -> list[Job]:
         effective: dict[Config, Config] = {}
         settings: dict[tuple[Config, tuple[str, ...]], Settings] = {}
         jobs = []
-        linted: set[str] = set()  # the arguments that led to a file
+        found_in: set[str] = set()  # the arguments that led to a file, and to a file not excluded
+        linted_in: set[str] = set()
         for path, given in find_dockerfiles(args.paths, args.exclude):
-            found = configurations.for_file(path)
-            config = effective.setdefault(found, with_flags(found, args))
+            found_in.add(given)
+            applies = configurations.for_file(path)
+            config = effective.setdefault(applies, with_flags(applies, args))
             if config.excludes(path):
                 continue
             key = (config, config.ignored_codes(path))
             if key not in settings:
                 settings[key] = settings_for(*key)
             jobs.append(Job(path, config, settings[key]))
-            linted.add(given)
-        for given in dict.fromkeys(args.paths):
-            if given not in linted and os.path.isdir(given):
-                print(f"cachefix: no Dockerfiles in {given} (names such as Dockerfile, Dockerfile.dev, "
-                      "api.Dockerfile, Containerfile)", file=sys.stderr)
+            linted_in.add(given)
+        _say_which_folders_are_empty(args.paths, found_in, linted_in)
         return jobs
     except (ConfigError, BadPath, BadPattern) as exc:
         raise UsageError(str(exc)) from None
     except UnknownRule as exc:
         raise UsageError(unknown_code(exc.args[0])) from None
+
+
+def _say_which_folders_are_empty(paths: list[str], found_in: set[str], linted_in: set[str]) -> None:
+    """One line on stderr for a folder argument that gave no file to lint: a typo, or a wrong guess
+    at the names cachefix looks for."""
+    for given in dict.fromkeys(paths):
+        if given in linted_in or not os.path.isdir(given):
+            continue
+        if given in found_in:
+            print(f"cachefix: every Dockerfile in {given} is excluded by the configuration", file=sys.stderr)
+        else:
+            print(f"cachefix: no Dockerfiles in {given} (names such as Dockerfile, Dockerfile.dev, "
+                  "api.Dockerfile, Containerfile)", file=sys.stderr)
 
 
 def process(path: Path, settings: Settings, *, fixing: bool, write: bool) -> tuple[FileResult | None,

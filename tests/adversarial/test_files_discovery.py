@@ -235,3 +235,11 @@ def test_an_empty_path_is_an_error_not_the_current_folder(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert one_line(result.stderr) == "cachefix: error: an empty path on the command line (an unset variable?)"
     assert (tmp_path / "Dockerfile").read_text() == UNCACHED
+
+
+def test_a_folder_whose_dockerfiles_are_all_excluded_says_so(tmp_path: Path) -> None:
+    write(tmp_path / "vendor" / "Dockerfile", UNCACHED)
+    write(tmp_path / ".cachefix.toml", 'exclude = ["vendor/"]\n')
+    result = cachefix("check", "vendor", cwd=tmp_path)
+    assert result.returncode == 0
+    assert one_line(result.stderr) == "cachefix: every Dockerfile in vendor is excluded by the configuration"
