@@ -114,7 +114,7 @@ def test_the_first_screen_commands_install_and_show_the_patch(clone, env, tmp_pa
     assert run_tests == "scripts/test" and os.access(ROOT / "scripts" / "test", os.X_OK)
     assert "exec scripts/test" in (ROOT / ".ci" / "run").read_text()
 
-    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True, timeout=TIMEOUT)
+    subprocess.run([sys.executable, "-m", "virtualenv", "-q", str(tmp_path / "venv")], check=True, timeout=TIMEOUT)
     user = {**env, "PATH": os.pathsep.join([str(tmp_path / "venv" / "bin"), env["PATH"]])}
     shown = sh(install_and_diff, clone, user)
     assert shown.returncode == 1, shown.stderr  # 1: changes would be made
