@@ -186,13 +186,23 @@ def unified_diff(result: FileResult) -> str:
         fromfile=f"a/{result.path}", tofile=f"b/{result.path}"))
 
 
-def _open_output(name: str | None) -> TextIO | None:
+def _open_output(name: str | None, jobs: list[Job]) -> TextIO | None:
+    """The --output file, opened (so emptied) only once it is known not to be a file being linted."""
     if name is None:
         return None
     try:
+        if os.path.exists(name) and any(_same_file(name, job.path) for job in jobs):
+            raise UsageError(f"--output {name} is one of the files being checked: the report would replace it")
         return open(name, "w", encoding="utf-8")  # closed in run_lint
     except OSError as exc:
         raise UsageError(f"cannot write the report to {name}: {exc.strerror or exc}") from None
+
+
+def _same_file(name: str, path: Path) -> bool:
+    try:
+        return os.path.samefile(name, path)
+    except OSError:  # a file that cannot be read: its job will say so
+        return False
 
 
 def run_lint(args: argparse.Namespace) -> int:
@@ -200,7 +210,7 @@ def run_lint(args: argparse.Namespace) -> int:
     diff_only = fixing and getattr(args, "diff", False)
     try:
         jobs = plan(args)
-        output = _open_output(args.output)
+        output = _open_output(args.output, jobs)
     except UsageError as exc:
         print(f"cachefix: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

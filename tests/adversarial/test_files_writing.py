@@ -158,3 +158,15 @@ def test_a_file_whose_owner_cannot_be_kept_is_not_taken_over(tmp_path: Path, mon
         "written by cachefix could not keep")
     assert dockerfile.read_text() == UNCACHED and dockerfile.stat().st_uid == 12345
     assert _temp_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("command", ["check", "fix"])
+def test_the_report_never_replaces_a_file_being_linted(tmp_path: Path, command: str) -> None:
+    dockerfile = write(tmp_path / "Dockerfile", UNCACHED)
+    (tmp_path / "report.txt").symlink_to("Dockerfile")
+    for output in ("Dockerfile", "report.txt"):
+        result = cachefix(command, "--output", output, ".", cwd=tmp_path)
+        assert result.returncode == 2
+        assert one_line(result.stderr) == (f"cachefix: error: --output {output} is one of the files being "
+                                           "checked: the report would replace it")
+        assert dockerfile.read_text() == UNCACHED
