@@ -11,6 +11,7 @@ is reported as CF900 rather than silently doing nothing.
 from __future__ import annotations
 
 import re
+import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,7 +23,12 @@ from cachefix.rules.base import Rule
 from cachefix.rules.registry import UnknownRule, select_rules
 
 _DIRECTIVE = re.compile(r"#\s*cachefix\s*:\s*(?P<body>.*?)\s*$", re.IGNORECASE)
-_BODY = re.compile(r"(?P<kind>ignore|skip-file)(?:\[(?P<codes>[^\]]*)\])?(?:\s.*)?$", re.IGNORECASE)
+# `ignore[CODES]`, `ignore [CODES]` (the same) or `skip-file`, then nothing or free text after a space.
+_BODY = re.compile(r"(?P<kind>ignore|skip-file)(?:\s*\[(?P<codes>[^\[\]]*)\])?(?P<rest>.*)$", re.IGNORECASE)
+_CODE_WORD = re.compile(r"[A-Za-z]+[0-9]+\b")  # `ignore CF101`: codes outside brackets
+_NO_COLON = re.compile(r"#\s*cachefix[\s=.,;_-]*(?:ignore|skip[-_ ]?file)\b", re.IGNORECASE)
+# Letters of `cachefix`, `ignore` and `skip-file` that other scripts draw alike (NFKC folds the rest).
+_LOOKALIKES = str.maketrans("асеһіјкорѕхɡıοκ", "acehijkopsxgiok")
 
 
 class InvalidSuppression(Rule):
@@ -66,21 +72,45 @@ class InvalidSuppression(Rule):
 
 @dataclass(frozen=True)
 class _Directive:
-    kind: str  # "ignore", "skip-file", or "" for an unknown directive
+    kind: str  # "ignore", "skip-file", or "" for a directive that is not one of them
     codes: tuple[str, ...] | None  # the bracketed list, None without brackets
     text: str
+    problem: str | None = None  # why a malformed directive does nothing
 
 
 def _directive(line: str) -> _Directive | None:
-    """The `# cachefix: ...` directive on a comment line, or None for an ordinary line."""
-    match = _DIRECTIVE.match(_stripped(line))
+    """The `# cachefix: ...` directive on a comment line, or None for an ordinary line.
+
+    What looks meant as one but is not written right does nothing and says so, so that no
+    typo silences more, or less, than its author believes.
+    """
+    stripped = _stripped(line)
+    match = _DIRECTIVE.match(stripped)
     if match is None:
-        return None
+        return _near_miss(stripped)
     body = _BODY.match(match["body"])
-    if body is None:
+    rest = body["rest"] if body else ""
+    if body is None or (rest and not rest[0].isspace()) or rest.lstrip().startswith(("[", "]")):
         return _Directive("", None, match["body"])
     codes = None if body["codes"] is None else tuple(c.strip() for c in body["codes"].split(",") if c.strip())
+    if codes is None and body["kind"].lower() == "ignore" and (code := _CODE_WORD.match(rest.lstrip())):
+        return _Directive("", None, match["body"], f"codes go in brackets: write `ignore[{code[0]}]` (as it "
+                                                   "is, this comment silences nothing)")
     return _Directive(body["kind"].lower(), codes, match["body"])
+
+
+def _near_miss(comment: str) -> _Directive | None:
+    """A comment meant as a directive: look-alike letters from other scripts, or no colon."""
+    if not comment.isascii():
+        folded = "".join(c for c in comment if unicodedata.category(c) != "Cf")
+        folded = unicodedata.normalize("NFKC", folded).translate(_LOOKALIKES)
+        if folded != comment and (_DIRECTIVE.match(folded) or _NO_COLON.match(folded)):
+            return _Directive("", None, comment, "this `cachefix:` comment has look-alike characters from other "
+                                                 "scripts or invisible ones: retype it in ASCII")
+    if _NO_COLON.match(comment):
+        return _Directive("", None, comment, "a colon is missing: write `# cachefix: ignore[CODE]` or "
+                                             "`# cachefix: skip-file`")
+    return None
 
 
 def _stripped(line: str) -> str:
@@ -96,7 +126,7 @@ def skips_file(text: str) -> bool:
         if not stripped.startswith("#"):
             return False
         found = _directive(stripped)
-        if found is not None and found.kind == "skip-file" and found.codes is None:
+        if found is not None and found.kind == "skip-file" and found.codes is None and found.problem is None:
             return True
     return False
 
@@ -133,6 +163,8 @@ class Suppressions:
     def _understand(self, directive: _Directive, number: int, first: int, comment: Callable[[int], bool],
                     starts: set[int]) -> str | None:
         """Record what the directive on line `number` silences; the problem with it, if any."""
+        if directive.problem is not None:
+            return directive.problem
         if directive.kind == "skip-file":
             if directive.codes is not None:
                 return "`skip-file` takes no codes; to silence some codes in one instruction use `ignore[CODE]`"
