@@ -36,7 +36,8 @@ class InvalidSuppression(Rule):
     ## What it does
     Reports a `# cachefix:` comment that silences nothing: an unknown rule code in
     `ignore[...]`, an `ignore` with no instruction directly below it, a `skip-file` after the
-    first instruction, or a directive cachefix does not know.
+    first instruction, a directive cachefix does not know, codes outside the brackets
+    (`ignore CF101`), a missing colon, or look-alike letters from other scripts.
 
     ## Why is this bad?
     A suppression that does not work looks as if it did: the finding it was meant for comes
