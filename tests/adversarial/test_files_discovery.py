@@ -243,3 +243,12 @@ def test_a_folder_whose_dockerfiles_are_all_excluded_says_so(tmp_path: Path) -> 
     result = cachefix("check", "vendor", cwd=tmp_path)
     assert result.returncode == 0
     assert one_line(result.stderr) == "cachefix: every Dockerfile in vendor is excluded by the configuration"
+
+
+def test_a_gitignore_that_is_a_fifo_or_a_device_is_passed_over(tmp_path: Path) -> None:
+    write(tmp_path / "a" / "Dockerfile", UNCACHED)
+    os.mkfifo(tmp_path / "a" / ".gitignore")
+    write(tmp_path / "b" / "Dockerfile", UNCACHED)
+    (tmp_path / "b" / ".gitignore").symlink_to("/dev/zero")
+    result = cachefix("check", "--format", "json", ".", cwd=tmp_path, timeout=60)
+    assert _names(json.loads(result.stdout), tmp_path) == ["a/Dockerfile", "b/Dockerfile"]
