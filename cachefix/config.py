@@ -1,8 +1,11 @@
 """Configuration: `[tool.cachefix]` in pyproject.toml, or the top level of `.cachefix.toml`.
 
-Each linted file takes the first configuration found walking up from its folder (in one folder
-`.cachefix.toml` wins over pyproject.toml; a pyproject.toml without `[tool.cachefix]` is
-passed over); `--config FILE` makes one file apply to everything. Patterns (`exclude`,
+Each linted file takes the first configuration found walking up from its folder, no further
+than the root of its repository (the first folder holding `.git`): what lies above a checkout
+is not the project's, and may be anybody's (in one folder `.cachefix.toml` wins over
+pyproject.toml; a pyproject.toml without `[tool.cachefix]` is passed over). A file found so
+that another user owns, in a folder anyone may write to, is not used. `--config FILE` makes one
+file apply to everything. Patterns (`exclude`,
 `per-file-ignores`) are gitignore-style and relative to the folder of the file they are in.
 
 A pre-commit hook runs cachefix on every commit, so a TOML parser is imported only for a
@@ -100,7 +103,8 @@ class Config:
 
     def _relative(self, path: Path) -> str | None:
         relative = os.path.relpath(path.absolute(), self.root)
-        return None if relative.startswith("..") else Path(relative).as_posix()
+        outside = relative == os.pardir or relative.startswith(os.pardir + os.sep)  # not `..name/`
+        return None if outside else Path(relative).as_posix()
 
     @cached_property
     def _exclude_spec(self) -> Any:  # pathspec.GitIgnoreSpec | None, pathspec being imported only if needed
@@ -134,7 +138,7 @@ class Configurations:
         while (config := self._by_folder.get(folder)) is None:
             walked.append(folder)
             config = next((c for name in NAMES if (c := load(folder / name, required=False)) is not None), None)
-            if config is None and folder.parent == folder:
+            if config is None and (folder.parent == folder or os.path.lexists(folder / ".git")):
                 config = Config(Path.cwd())
             if config is not None:
                 break

@@ -170,3 +170,27 @@ def test_a_configuration_planted_by_another_user_in_a_shared_folder_is_not_used(
     assert main(["check", "--quiet", "--config", str(planted), str(dockerfile)]) == 0  # asked for: used
     shared.chmod(stat.S_IRWXU)  # a folder only its owner may write to: the owner's choice
     assert main(["check", "--quiet", str(dockerfile)]) == 0
+
+
+def test_a_configuration_above_the_repository_root_is_not_used(tmp_path: Path, capsys) -> None:
+    write(tmp_path / ".cachefix.toml", 'ignore = ["CF101"]\nsyntax = "evil.example/frontend:1"\n')
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    dockerfile = write(tmp_path / "repo" / "svc" / "Dockerfile", PIP)
+    write(tmp_path / "module" / ".git", "gitdir: ../repo/.git/modules/module\n")  # a submodule or worktree
+    write(tmp_path / "module" / "Dockerfile", PIP)
+    assert main(["check", "--quiet", "repo", "module"]) == 1
+    assert [line.split()[1] for line in capsys.readouterr().out.splitlines()] == ["CF101", "CF101"]
+    assert main(["fix", "--quiet", "repo"]) == 0
+    assert dockerfile.read_text().startswith("# syntax=docker/dockerfile:1.3\n")
+    write(tmp_path / "repo" / "pyproject.toml", '[tool.cachefix]\nignore = ["CF101"]\n')  # the repository's own
+    assert main(["check", "--quiet", "module", str(tmp_path / "repo" / "svc" / "Dockerfile")]) == 1
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["module/Dockerfile:2:5:"]
+
+
+def test_a_folder_whose_name_starts_with_two_dots_is_inside_the_configurations_folder(tmp_path: Path,
+                                                                                       capsys) -> None:
+    write(tmp_path / ".cachefix.toml", 'exclude = ["..vendor/"]\n[per-file-ignores]\n"..legacy/*" = ["CF101"]\n')
+    write(tmp_path / "..vendor" / "Dockerfile", PIP)
+    write(tmp_path / "..legacy" / "Dockerfile", PIP)
+    assert main(["check", "--quiet", "..vendor/Dockerfile", "..legacy/Dockerfile"]) == 0
+    assert capsys.readouterr().out == ""
