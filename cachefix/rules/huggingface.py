@@ -109,9 +109,10 @@ class HuggingFaceRule(Rule):
     `hf download REPO --local-dir DIR` (a whole repository, as root) is rewritten to the
     pattern above: the same files end up in DIR, and the RUN fails when the download fails,
     as before. What differs in the image: DIR no longer holds the `.cache/huggingface`
-    download metadata that `--local-dir` writes there (huggingface_hub 0.23 and later). Downloads of single files, downloads that stay in the cache, Python calls and
-    downloads by another user are reported with the pattern to apply, not rewritten: doing it
-    right needs knowledge of where the app loads the model from.
+    download metadata that `--local-dir` writes there (huggingface_hub 0.23 and later).
+    Downloads of single files, downloads that stay in the cache, Python calls and downloads
+    by another user are reported with the pattern to apply, not rewritten: doing it right
+    needs knowledge of where the app loads the model from.
     """  # noqa: E501
 
     code = "CF301"
