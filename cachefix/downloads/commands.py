@@ -130,14 +130,22 @@ def _guarded(run: Handler) -> Handler:
 
     def handler(args: argparse.Namespace) -> int:
         import os
+        import signal
 
+        from cachefix.downloads.errors import Terminated
+
+        def terminate(signum: int, frame: object) -> None:
+            raise Terminated
+
+        signal.signal(signal.SIGTERM, terminate)
         _log_to_stderr("ERROR" if getattr(args, "quiet", False)
                        else "INFO" if getattr(args, "verbose", False) else "WARNING")
         try:
             return run(args)
-        except KeyboardInterrupt:
-            print("cachefix: interrupted", file=sys.stderr)
-            return 130
+        except KeyboardInterrupt as exc:
+            terminated = isinstance(exc, Terminated)
+            print(f"cachefix: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+            return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
         except Exception as exc:
             if os.environ.get("CACHEFIX_DEBUG"):
                 raise

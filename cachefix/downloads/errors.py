@@ -38,6 +38,11 @@ class ArchiveError(DownloadError):
     """An archive is broken, hostile (names the member) or over a limit; nothing was extracted."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a CI timeout, `kill`): unwinds like Ctrl-C, so a resumable partial is kept,
+    a useless one removed, and locks released, instead of dying mid-write."""
+
+
 def describe(exc: Exception) -> tuple[int, str]:
     """Exit status and one-line message for any failure: 2 for bad input, else 1."""
     import sqlite3

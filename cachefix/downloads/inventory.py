@@ -205,5 +205,5 @@ def print_report(report: dict[str, Any]) -> None:
                   f"{format_size(cache['bytes_saved'])} served from cache")
         if cache.get("partial_files"):
             print(f"{'':<10} {'':>7} {'':>10}  {cache['partial_files']} partial downloads "
-                  f"({format_size(cache['partial_bytes'])}): the next fetch of their URL resumes them")
+                  f"({format_size(cache['partial_bytes'])}) left by interrupted fetches")
     print(f"{'total':<10} {'':>7} {format_size(report['total_bytes']):>10}")
