@@ -31,7 +31,7 @@ from cachefix.model import Severity
 from cachefix.rewriter.syntax import is_image_reference
 from cachefix.rules.base import Options
 from cachefix.rules.registry import UnknownRule, all_rules, select_rules
-from cachefix.suppressions import InvalidSuppression
+from cachefix.suppressions import InvalidSuppression, displayable
 
 NAMES = (".cachefix.toml", "pyproject.toml")  # looked for in this order in each folder
 RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
@@ -55,7 +55,7 @@ def unknown_code(code: str) -> str:
     """Why `code` cannot be selected or ignored, for an error message."""
     if code.upper() == InvalidSuppression.code:
         return f"`{code}` (broken suppression comments) cannot be selected or ignored: fix the comment"
-    return f"unknown rule code `{code}` (see `cachefix rules`)"
+    return f"unknown rule code `{displayable(code)}` (see `cachefix rules`)"
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,7 @@ class _Table:
     where: str
 
     def fail(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{self.path}: `{key}` in {self.where} {problem}")
+        return ConfigError(f"{self.path}: `{displayable(key)}` in {self.where} {problem}")
 
     def check_keys(self, allowed: frozenset[str]) -> None:
         if not isinstance(self.data, dict):
@@ -249,7 +249,8 @@ class _Table:
         if unknown:
             close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
             hint = f" (did you mean `{close[0]}`?)" if close and len(unknown) == 1 else ""
-            names = ", ".join(f"`{key}`" for key in unknown)
+            names = ", ".join(f"`{displayable(key)}`" for key in unknown[:5])
+            names += f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
             plural = "s" if len(unknown) > 1 else ""
             raise ConfigError(f"{self.path}: unknown key{plural} {names} in {self.where}{hint}")
 
@@ -269,7 +270,7 @@ class _Table:
                     raise UnknownRule(code)  # "" would be the prefix of every code
                 select_rules([code], None)
             except UnknownRule:
-                raise ConfigError(f"{self.path}: `{key}` in {self.where}: {unknown_code(code)}") from None
+                raise ConfigError(f"{self.path}: `{displayable(key)}` in {self.where}: {unknown_code(code)}") from None
         return codes
 
     def patterns(self, key: str, patterns: Iterable[str]) -> None:

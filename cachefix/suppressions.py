@@ -114,6 +114,13 @@ def _near_miss(comment: str) -> _Directive | None:
     return None
 
 
+def displayable(text: str, limit: int = 60) -> str:
+    """Text from a file as a message may show it: cut short, and escaped when it holds control
+    or invisible characters, so that no file can send escape sequences to a terminal."""
+    cut = text if len(text) <= limit else text[:limit - 3] + "..."
+    return cut if cut.isprintable() else cut.encode("unicode_escape").decode("ascii")
+
+
 def _stripped(line: str) -> str:
     return line.lstrip("\ufeff").strip()
 
@@ -171,7 +178,7 @@ class Suppressions:
                 return "`skip-file` takes no codes; to silence some codes in one instruction use `ignore[CODE]`"
             return None if number < first else "`skip-file` works only in the comments before the first instruction"
         if directive.kind != "ignore":
-            return (f"unknown directive `cachefix: {directive.text}`; write `# cachefix: ignore`, "
+            return (f"unknown directive `cachefix: {displayable(directive.text)}`; write `# cachefix: ignore`, "
                     "`# cachefix: ignore[CODE,...]` or `# cachefix: skip-file`")
         target = number + 1
         while comment(target):
@@ -184,7 +191,8 @@ class Suppressions:
         previous = self.silenced.get(target, frozenset())
         self.silenced[target] = None if codes is None or previous is None else previous | codes
         if unknown:
-            return f"unknown rule code{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} (see `cachefix rules`)"
+            listed = ", ".join(displayable(code) for code in unknown)
+            return f"unknown rule code{'s' if len(unknown) > 1 else ''} {listed} (see `cachefix rules`)"
         return None
 
     def is_silenced(self, finding: Finding) -> bool:

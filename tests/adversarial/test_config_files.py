@@ -194,3 +194,20 @@ def test_a_folder_whose_name_starts_with_two_dots_is_inside_the_configurations_f
     write(tmp_path / "..legacy" / "Dockerfile", PIP)
     assert main(["check", "--quiet", "..vendor/Dockerfile", "..legacy/Dockerfile"]) == 0
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("config", ['"\\u001b[2J" = 1\n', 'ignore = ["\\u001b]0;owned\\u0007"]\n',
+                                    '[per-file-ignores]\n"\\u001b[31mx" = "CF101"\n'])
+def test_an_error_never_sends_a_configurations_control_characters_to_the_terminal(tmp_path: Path, capsys,
+                                                                                  config: str) -> None:
+    write(tmp_path / ".cachefix.toml", config)
+    write(tmp_path / "Dockerfile", PIP)
+    err = _one_line_error(capsys)
+    assert "\x1b" not in err and "\\x1b" in err
+
+
+def test_thousands_of_unknown_keys_make_one_short_line(tmp_path: Path, capsys) -> None:
+    write(tmp_path / ".cachefix.toml", "".join(f"key{n} = 1\n" for n in range(20000)))
+    write(tmp_path / "Dockerfile", PIP)
+    expected = "unknown keys `key0`, `key1`, `key2`, `key3`, `key4` and 19995 more in the top level"
+    assert expected in _one_line_error(capsys)

@@ -78,3 +78,10 @@ def test_a_malformed_skip_file_lints_the_file_and_says_why(tmp_path: Path, capsy
 
 def test_prose_that_mentions_cachefix_is_no_directive(tmp_path: Path, capsys) -> None:
     assert _check(tmp_path, capsys, "# cachefix ignores nothing here; see docs") == ["Dockerfile:3:5: CF101"]
+
+
+def test_a_cf900_message_never_sends_the_comments_control_characters_to_the_terminal(tmp_path: Path, capsys) -> None:
+    write(tmp_path / "Dockerfile", "FROM python\n# cachefix: ignore[\x1b[2J]\n# cachefix: ingore\x1b]0;x\x07\n" + PIP)
+    main(["check", "--quiet", "Dockerfile"])
+    out = capsys.readouterr().out
+    assert out.count("CF900") == 2 and "\x1b" not in out and "\\x1b[2J" in out
