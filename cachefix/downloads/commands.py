@@ -55,6 +55,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     fetch.add_argument("--max-time", type=_seconds, metavar="SECONDS",
                        help="give up on the whole fetch, retries and mirrors included, after this "
                             "long (default: no limit)")
+    fetch.add_argument("--max-filesize", metavar="SIZE",
+                       help="refuse a file larger than SIZE, before or while it downloads "
+                            "(default: no limit)")
     fetch.add_argument("--max-extract-size", metavar="SIZE", default="32G",
                        help="refuse archives that expand past SIZE (default 32G)")
     fetch.add_argument("--max-members", type=_count, default=200_000, metavar="N",
@@ -213,7 +216,9 @@ def _fetch(args: argparse.Namespace) -> int:
     fetcher = Fetcher(_store(), offline=args.offline, max_age=parse_duration(args.max_age),
                       retries=args.retries, timeout=args.timeout, connect_timeout=args.connect_timeout,
                       speed_limit=parse_size(args.speed_limit), speed_time=args.speed_time,
-                      max_time=args.max_time, display=Display(_progress(args), files=len(lines or ())))
+                      max_time=args.max_time,
+                      max_size=None if args.max_filesize is None else parse_size(args.max_filesize),
+                      display=Display(_progress(args), files=len(lines or ())))
     with fetcher, fetcher.display:
         if lines is not None:
             from cachefix.downloads.manifest import fetch_all

@@ -116,6 +116,7 @@ class Fetcher:
     speed_limit: float = 1024.0  # bytes/s that a transfer must keep up over speed_time (0: off)
     speed_time: float = 30.0
     max_time: float | None = None  # seconds for a whole fetch, retries and mirrors included
+    max_size: int | None = None  # bytes a downloaded file may have
     display: Display = field(default_factory=lambda: Display(False))
     _client: httpx.Client | None = field(default=None, init=False, repr=False)
     _client_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -250,7 +251,7 @@ class Fetcher:
         from cachefix.downloads.http import Pace
 
         deadline = None if self.max_time is None else time.monotonic() + self.max_time
-        return Pace(self.speed_limit, self.speed_time, deadline)
+        return Pace(self.speed_limit, self.speed_time, deadline, self.max_size)
 
     def _transfer(self, request: Request, source: str, meter: Meter,
                   validators: tuple[str | None, str | None] | None, attempts: int,

@@ -70,6 +70,7 @@ class Pace:
     min_rate: float = 1024.0
     window: float = 30.0
     deadline: float | None = None
+    max_bytes: int | None = None  # `--max-filesize`: a server that never stops cannot fill the disk
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
@@ -254,11 +255,13 @@ def _attempt(
             part.validator = _if_range_validator(response)
             if part.validator:
                 on_resumable(part.validator)
+        _check_size(url, total, pace, part)
         meter.start(total, part.offset)
         pending = 0
         window = _Window(pace)
         for chunk in response.iter_raw():
             part.write(chunk)
+            _check_size(url, part.offset, pace, part)
             window.add(len(chunk))
             pending += len(chunk)
             if pending >= METER_STEP:
@@ -269,6 +272,14 @@ def _attempt(
             raise _Retry(f"server sent {part.offset} of {total} bytes")
         return Transfer(part.hasher.hexdigest(), part.offset, response.headers.get("ETag"),
                         response.headers.get("Last-Modified"), str(response.url))
+
+
+def _check_size(url: str, size: int | None, pace: Pace, part: Partial) -> None:
+    """Fail (for good: a retry would get the same file) once a file is known to be too large."""
+    if size is not None and pace.max_bytes is not None and size > pace.max_bytes:
+        part.reset()  # nothing worth resuming
+        raise TransferFailed(f"could not download {url}: it is larger than --max-filesize"
+                             f" ({pace.max_bytes} bytes)")
 
 
 def _timeout(client: httpx.Client, pace: Pace) -> httpx.Timeout:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
-from cachefix.downloads.index import Index
+from cachefix.downloads.index import Index, is_read_only
 from cachefix.downloads.layout import MARKER, foreign_top, refuse_foreign
 
 BLOB_MODE = 0o444
@@ -115,12 +115,16 @@ class Store:
             except FileExistsError:
                 pass
         refuse_foreign(self.root, foreign_top(self.root), "use as a cache")
-        for sub in (self.blob_dir, self.tmp_dir, self.lock_dir):
-            if not sub.is_dir():
-                sub.mkdir(exist_ok=True)
-        tag = self.root / "CACHEDIR.TAG"
-        if not tag.exists():
-            tag.write_text(CACHEDIR_TAG)
+        try:
+            for sub in (self.blob_dir, self.tmp_dir, self.lock_dir):
+                if not sub.is_dir():
+                    sub.mkdir(exist_ok=True)
+            tag = self.root / "CACHEDIR.TAG"
+            if not tag.exists():
+                tag.write_text(CACHEDIR_TAG)
+        except OSError as exc:  # a read-only cache can still serve its hits; a miss says why not
+            if not is_read_only(exc):
+                raise
         self._ready = True
 
     def blob_path(self, digest: str) -> Path:
