@@ -149,13 +149,13 @@ class Configurations:
 
 def load(path: Path, *, required: bool) -> Config | None:
     """The configuration in `path`; None when it has none and none was `required` of it."""
-    text = _read(path, required=required)
-    if text is None:
+    data = _read(path, required=required)
+    if data is None:
         return None
     in_pyproject = path.name == "pyproject.toml"
-    if in_pyproject and "cachefix" not in text and not required:
+    if in_pyproject and b"cachefix" not in data and not required:
         return None  # the common case in a Python project: no need for a TOML parser
-    document = _parse_toml(path, text)
+    document = _parse_toml(path, _decoded(path, data))
     tool = document.get("tool", {}) if in_pyproject else {}
     if not isinstance(tool, dict):
         raise ConfigError(f"{path}: `tool` must be a table ([tool.cachefix]), not {_toml_type(tool)}")
@@ -168,8 +168,8 @@ def load(path: Path, *, required: bool) -> Config | None:
     return _config(path, _Table(path, table, where))
 
 
-def _read(path: Path, *, required: bool) -> str | None:
-    """The file's text; None when a file looked for is not there (or is a folder), or not to be trusted.
+def _read(path: Path, *, required: bool) -> bytes | None:
+    """The file's bytes; None when a file looked for is not there (or is a folder), or not to be trusted.
 
     Only a regular file is read, and no more than the limit: a FIFO or a link to /dev/zero
     named pyproject.toml in a parent folder must not hang cachefix or fill its memory.
@@ -184,8 +184,12 @@ def _read(path: Path, *, required: bool) -> str | None:
         return None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return data
+
+
+def _decoded(path: Path, data: bytes) -> str:
     try:
-        return data.decode("utf-8").removeprefix("\ufeff")
+        return data.decode("utf-8").removeprefix("\ufeff")  # a BOM, as some Windows editors write
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
 

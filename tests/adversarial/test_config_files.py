@@ -211,3 +211,12 @@ def test_thousands_of_unknown_keys_make_one_short_line(tmp_path: Path, capsys) -
     write(tmp_path / "Dockerfile", PIP)
     expected = "unknown keys `key0`, `key1`, `key2`, `key3`, `key4` and 19995 more in the top level"
     assert expected in _one_line_error(capsys)
+
+
+def test_a_pyproject_that_is_not_utf8_and_not_about_cachefix_is_passed_over(tmp_path: Path, capsys) -> None:
+    (tmp_path / "pyproject.toml").write_bytes(b'[project]\nname = "caf\xe9"\n')  # Latin-1, someone else's problem
+    write(tmp_path / "Dockerfile", PIP)
+    assert main(["check", "--quiet", "Dockerfile"]) == 1
+    assert capsys.readouterr().err == ""
+    (tmp_path / "pyproject.toml").write_bytes(b'[tool.cachefix]\nignore = ["CF101"] # caf\xe9\n')
+    assert "not UTF-8 text (byte 0xe9 at offset 40)" in _one_line_error(capsys)
