@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO, NoReturn
 
-from cachefix.downloads.errors import ArchiveError, DownloadError
+from cachefix.downloads.errors import ArchiveError, DownloadError, InvalidInput
 
 COPY_CHUNK = 1 << 20
 RATIO_FLOOR = 64 << 20  # below this many bytes out, any compression ratio is fine
@@ -48,21 +48,28 @@ class Limits:
 def extract(archive: Path, dest: Path, limits: Limits | None = None) -> None:
     """Unpack `archive` into `dest` (created if missing; merged into if it has files)."""
     limits = limits or Limits()
-    dest = Path(dest)
-    if dest.is_symlink():
-        dest = Path(os.path.realpath(dest))  # into the folder a link names, as `tar -C LINK` does
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".cachefix", dir=dest.parent))
-    sink = _Sink(temp, limits, os.stat(archive).st_size)
+    if not os.fspath(dest):
+        raise InvalidInput("--extract needs a folder ('.' for the current one)")
+    dest = Path(os.path.realpath(dest) if Path(dest).is_symlink() else os.path.abspath(dest))  # LINK: as `tar -C`
+    into_existing = dest.is_dir()
+    sink = None
     try:
+        if not into_existing:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        # An existing DIR (`.` too) holds the temp folder itself: its parent need not be writable,
+        # and its own mode and owner stay as they are.
+        temp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".cachefix",
+                                     dir=dest if into_existing else dest.parent))
+        sink = _Sink(temp, limits, os.stat(archive).st_size)
         _unpack(Path(archive), sink)
         sink.finish()
-        _publish(temp, dest)
+        _publish(temp, dest, into_existing)
     except OSError as exc:  # disk full, a name too long...: name the member and DEST, never the temp folder
-        member = f" {sink.member!r}" if sink.member else ""
+        member = f" {sink.member!r}" if sink and sink.member else ""
         raise DownloadError(f"cannot unpack{member} into {dest}: {exc.strerror or exc}") from None
     finally:
-        shutil.rmtree(temp, ignore_errors=True)
+        if sink is not None:
+            shutil.rmtree(sink.root, ignore_errors=True)
 
 
 def _unpack(archive: Path, sink: _Sink) -> None:
@@ -228,6 +235,7 @@ class _Sink:
 
     def finish(self) -> None:
         """Check where every symlink really resolves (chains included), then set dir modes."""
+        self.member = ""  # what fails from here on is about DEST, not a member
         for link, name in self.links.items():
             real = os.path.realpath(link)
             if os.path.commonpath([real, self.real_root]) != self.real_root:
@@ -292,14 +300,15 @@ def _umask() -> int:
     return mask
 
 
-def _publish(temp: Path, dest: Path) -> None:
-    """Rename the tree into place; into an existing non-empty DIR, merge entry by entry."""
-    try:
-        os.rename(temp, dest)  # dest missing or an empty directory: one atomic step
-        return
-    except OSError as exc:
-        if not dest.is_dir() or exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-            raise
+def _publish(temp: Path, dest: Path, into_existing: bool) -> None:
+    """Rename the tree into place, or merge it into an existing DIR entry by entry."""
+    if not into_existing:
+        try:
+            os.rename(temp, dest)  # one atomic step
+            return
+        except OSError as exc:  # made meanwhile by someone else: merge into it
+            if not dest.is_dir() or exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
     _merge(temp, dest, lambda src, dst: None)  # first find every conflict, touching nothing
     _merge(temp, dest, os.replace)
 

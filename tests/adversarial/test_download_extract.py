@@ -81,3 +81,22 @@ def test_an_extract_error_never_names_the_private_temp_folder(server: FaultServe
     assert done.returncode == 1 and done.stderr.count("\n") == 1
     assert ".cachefix" not in done.stderr and "jdk-21" in done.stderr
     assert sorted(os.listdir(tmp_path / "real")) == ["jdk-21"]
+
+
+def test_extract_into_the_current_folder_keeps_it_as_it_was(server: FaultServer, cache_dir: Path,
+                                                            tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir(mode=0o750)
+    work.chmod(0o750)
+    (work / "mine.txt").write_text("mine")
+    done = cachefix("fetch", server.add("/jdk.tgz", jdk_like()), "--extract", ".", cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert (work / "jdk-21" / "bin" / "java").read_bytes() == b"java" and (work / "mine.txt").read_text() == "mine"
+    assert stat.S_IMODE(work.stat().st_mode) == 0o750
+    assert sorted(os.listdir(work)) == ["jdk-21", "mine.txt"]  # no temp folder left behind
+
+
+def test_extract_into_an_empty_name_is_a_usage_error(server: FaultServer, cache_dir: Path, tmp_path: Path) -> None:
+    done = cachefix("fetch", server.add("/jdk.tgz", jdk_like()), "--extract", "", cwd=tmp_path)
+    assert done.returncode == 2 and "--extract needs a folder" in done.stderr
+    assert sorted(os.listdir(tmp_path)) == ["cache"]
