@@ -76,7 +76,7 @@ def deliver(
     if extract_to is not None:
         from cachefix.downloads.extract import extract  # tarfile, zipfile & co. only when unpacking
 
-        extract(result.path, Path(extract_to), limits)
+        extract(result.path, extract_to, limits)
     placed = None
     if dest is not None:
         placed = place(result.path, dest, url=request.url, link=link)

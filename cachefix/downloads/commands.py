@@ -202,7 +202,7 @@ def _fetch(args: argparse.Namespace) -> int:
     if args.manifest and (args.output or args.extract or args.sha256 or args.mirror):
         raise InvalidInput("--manifest takes -o/--sha256 per line; --extract and --mirror need a URL")
     limits = None
-    if args.extract:
+    if args.extract is not None:
         from cachefix.downloads.extract import Limits
 
         limits = Limits(max_bytes=parse_size(args.max_extract_size), max_members=args.max_members)

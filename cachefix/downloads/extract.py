@@ -45,12 +45,13 @@ class Limits:
     max_ratio: int = 250
 
 
-def extract(archive: Path, dest: Path, limits: Limits | None = None) -> None:
+def extract(archive: Path, dest: str | os.PathLike[str], limits: Limits | None = None) -> None:
     """Unpack `archive` into `dest` (created if missing; merged into if it has files)."""
     limits = limits or Limits()
     if not os.fspath(dest):
         raise InvalidInput("--extract needs a folder ('.' for the current one)")
-    dest = Path(os.path.realpath(dest) if Path(dest).is_symlink() else os.path.abspath(dest))  # LINK: as `tar -C`
+    link = Path(dest).is_symlink()
+    dest = Path(os.path.realpath(dest) if link else os.path.abspath(dest))  # into a LINK's folder, as `tar -C`
     into_existing = dest.is_dir()
     sink = None
     try:
