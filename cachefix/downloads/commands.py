@@ -199,7 +199,7 @@ def _fetch(args: argparse.Namespace) -> int:
 
     if (args.url is None) == (args.manifest is None):
         raise InvalidInput("give either a URL or --manifest FILE")
-    if args.manifest and (args.output or args.extract or args.sha256 or args.mirror):
+    if args.manifest and (args.output is not None or args.extract is not None or args.sha256 or args.mirror):
         raise InvalidInput("--manifest takes -o/--sha256 per line; --extract and --mirror need a URL")
     limits = None
     if args.extract is not None:
