@@ -114,10 +114,11 @@ def _add_lint_options(parser: argparse.ArgumentParser, verb: str) -> None:
                         help="in the folders searched, skip paths matching this gitignore-style pattern "
                              "(relative to the folder given; repeatable)")
     parser.add_argument("--syntax", metavar="FRONTEND",
-                        help="the `# syntax=` line written at the top of a file that gains its first cache "
-                             "mount and has none: docker/dockerfile:1.3 by default (raised to what the file "
-                             "needs, 1.4 for heredocs), or 'none' to never write one. A directive the file "
-                             "has is raised when too old, whatever this says")
+                        help="the frontend image written as `# syntax=` at the top of a file that gains its "
+                             "first cache mount and has none: docker/dockerfile:1.3 by default (a "
+                             "docker/dockerfile tag is raised to what the file needs: 1.4 for heredocs), another "
+                             "image reference, or 'none' to write none. A docker/dockerfile directive already in "
+                             "the file is raised when too old, whatever this says")
     parser.add_argument("--config", metavar="FILE",
                         help="use this configuration file for every file (default: for each file, the "
                              ".cachefix.toml, or pyproject.toml with [tool.cachefix], found first in its "
