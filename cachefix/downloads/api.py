@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cachefix.downloads.fetch import Fetcher, Request, Result
-from cachefix.downloads.materialize import place
+from cachefix.downloads.materialize import destination, place
 from cachefix.downloads.progress import Display
 from cachefix.downloads.store import Store, default_root
 
@@ -72,6 +72,7 @@ def deliver(
 
     Returns the result and the file written for `dest` (None without `dest`, or for stdout).
     """
+    where = None if dest is None else destination(dest, request.url)  # a bad DEST fails before the download
     result = fetcher.fetch(request)
     if extract_to is not None:
         from cachefix.downloads.extract import extract  # tarfile, zipfile & co. only when unpacking
@@ -79,7 +80,7 @@ def deliver(
         extract(result.path, extract_to, limits)
     placed = None
     if dest is not None:
-        placed = place(result.path, dest, url=request.url, link=link)
+        placed = place(result.path, where, link=link)
     return result, placed
 
 

@@ -26,23 +26,32 @@ FICLONE = 0x40049409  # _IOW(0x94, 9, int): btrfs, XFS (reflink=1), bcachefs, ZF
 _NO_CLONE = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EBADF}
 
 
-def place(blob: Path, dest: str | os.PathLike[str], *, url: str, link: bool = False) -> Path | None:
-    """Put `blob` at `dest` as `-o` means it; returns the file written (None for stdout).
+def destination(dest: str | os.PathLike[str], url: str) -> Path | None:
+    """The file `-o DEST` names for `url` (None: stdout), worked out before anything downloads.
 
     `-` is stdout; a folder (existing, or named with a trailing slash) receives the file under
-    the URL's name; a symlink is written through (as curl and wget do); a character device or
-    FIFO is written in place and never replaced; anything else is replaced atomically.
+    the URL's name; a symlink is followed (as curl and wget do), a dangling one included.
     """
     text = os.fspath(dest)
     if text == "-":
-        _stream(blob, sys.stdout.buffer)
         return None
     if not text:
         raise InvalidInput("-o needs a file name, a folder or '-'")
     path = Path(text)
     if text.endswith(os.sep) or path.is_dir():
         path = path / url_file_name(url)
-    path = _through_links(path)
+    return _through_links(path)
+
+
+def place(blob: Path, path: Path | None, *, link: bool = False) -> Path | None:
+    """Put `blob` at `path` from `destination` (None: stdout); returns the file written.
+
+    A character device or FIFO is written in place and never replaced; a regular file (or
+    nothing) is replaced atomically; a socket or block device is refused.
+    """
+    if path is None:
+        _stream(blob, sys.stdout.buffer)
+        return None
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
