@@ -166,7 +166,8 @@ def fix(text: str, settings: Settings) -> Outcome:
         after = parse(fixed)
     except DockerfileSyntaxError as exc:
         raise BrokenRewrite(f"the fix would make the file invalid ({exc}); left unchanged") from exc
-    change = unintended_change(dockerfile, after, settings.syntax)
+    written_flags = [e.replacement.strip() for e in accepted if e.replacement.lstrip().startswith("--mount=")]
+    change = unintended_change(dockerfile, after, settings.syntax, written_flags)
     if change is not None:
         raise BrokenRewrite(f"the fix would change more than cache settings ({change}); left unchanged")
     remaining, still_ignored = _checked(after, settings)

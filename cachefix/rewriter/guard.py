@@ -10,15 +10,20 @@ file is left as it was. The comparison is of the parsed files, so no layout tric
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from cachefix.rewriter.dockerfile import Dockerfile, Flag, Instruction
 from cachefix.rewriter.syntax import is_image_reference, parse_frontend
 
 
-def unintended_change(before: Dockerfile, after: Dockerfile, requested: str | None) -> str | None:
+def unintended_change(before: Dockerfile, after: Dockerfile, requested: str | None,
+                      written_flags: Iterable[str] = ()) -> str | None:
     """What the fix changed beyond cache settings, in a few words; None when nothing.
 
     `requested` is the frontend the user asked for (`--syntax`): besides Docker's own, the only
     one a fix may name in a new `# syntax=` (a frontend is code that runs in the builder).
+    `written_flags` are the flags the fix wrote: each must read back as one whole flag, or part
+    of it (after a space in a path, say) would run as a command.
     """
     directives = _directive_change(before, after, requested)
     if directives is not None:
@@ -28,7 +33,9 @@ def unintended_change(before: Dockerfile, after: Dockerfile, requested: str | No
     for old, new in zip(before.instructions, after.instructions, strict=True):
         if _shape(old) != _shape(new):
             return f"the {old.keyword} instruction on line {old.start_line} would change"
-    return None
+    flags = {after.text[f.span[0]:f.span[1]] for i in after.instructions for f in (i.inner or i).flags}
+    broken = next((flag for flag in written_flags if flag not in flags), None)
+    return None if broken is None else f"`{broken}` would not read back as one flag"
 
 
 def _directive_change(before: Dockerfile, after: Dockerfile, requested: str | None) -> str | None:

