@@ -73,10 +73,10 @@ INSTRUCTIONS = frozenset(
 
 
 class DockerfileSyntaxError(Exception):
-    """A Dockerfile BuildKit would refuse, with the 1-based line it would blame."""
+    """A Dockerfile BuildKit would refuse (or cachefix cannot analyse), with the 1-based line to blame."""
 
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(f"line {line}: {message}")
+    def __init__(self, line: int | None, message: str) -> None:
+        super().__init__(message if line is None else f"line {line}: {message}")
         self.line = line
         self.message = message
 
@@ -446,6 +446,19 @@ class _LexError(Exception):
     pass
 
 
+_PLAIN = re.compile(r"[^$'\"\\]+")
+_PLAIN_IN_BRACES = re.compile(r"[^$'\"\\}]+")
+_PLAIN_IN_QUOTES = re.compile(r'[^$"\\]+')
+_BLANKS_OR_NOT = re.compile(f"[{re.escape(_GO_SPACES)}]+|[^{re.escape(_GO_SPACES)}]+")
+
+
+class _TooDeep(ValueError):
+    """``${a:-${b:-...}}`` nested deeper than cachefix follows (BuildKit has no limit)."""
+
+
+_MAX_NESTING = 16  # for ${...} and ONBUILD: each level copies the text inside it, a limit keeps it linear
+
+
 def _shell_words(s: str, raw_quotes: bool, raw_escapes: bool) -> list[str]:
     """BuildKit's shell.Lex.ProcessWords (escape ``\\``, empty env, SkipUnsetEnv), v0.12.
 
@@ -453,6 +466,7 @@ def _shell_words(s: str, raw_quotes: bool, raw_escapes: bool) -> list[str]:
     """
     n = len(s)
     pos = 0
+    depth = 0
 
     def name() -> str:
         nonlocal pos
@@ -495,23 +509,24 @@ def _shell_words(s: str, raw_quotes: bool, raw_escapes: bool) -> list[str]:
             pos += 1
         elif ch not in ("+", "-", "?"):  # v0.12 has no #, %, / modifiers
             raise _LexError(f"unsupported modifier ({chs}) in substitution")
+        nonlocal depth
+        depth += 1
+        if depth > _MAX_NESTING:
+            raise _TooDeep(f"variable substitutions nested more than {_MAX_NESTING} deep: cachefix does not "
+                           "analyse this line")
         word, _ = stop_on("}")
+        depth -= 1
         return "${" + nm + chs + word + "}"
 
     def single() -> str:
         nonlocal pos
-        out = ["'"] if raw_quotes else []
-        pos += 1
-        while True:
-            if pos >= n:
-                raise _LexError("unexpected end of statement while looking for matching single-quote")
-            ch = s[pos]
-            pos += 1
-            if ch == "'":
-                if raw_quotes:
-                    out.append(ch)
-                return "".join(out)
-            out.append(ch)
+        end = s.find("'", pos + 1)
+        if end < 0:
+            pos = n
+            raise _LexError("unexpected end of statement while looking for matching single-quote")
+        text = s[pos : end + 1] if raw_quotes else s[pos + 1 : end]
+        pos = end + 1
+        return text
 
     def double() -> str:
         nonlocal pos
@@ -529,6 +544,11 @@ def _shell_words(s: str, raw_quotes: bool, raw_escapes: bool) -> list[str]:
             if ch == "$":
                 out.append(dollar())
                 continue
+            plain = _PLAIN_IN_QUOTES.match(s, pos)
+            if plain:  # a run of characters that are themselves
+                out.append(plain.group())
+                pos = plain.end()
+                continue
             pos += 1
             if ch == "\\":
                 if raw_escapes:
@@ -544,22 +564,23 @@ def _shell_words(s: str, raw_quotes: bool, raw_escapes: bool) -> list[str]:
         nonlocal pos
         result: list[str] = []
         words: list[str] = []
-        word = ""
+        word: list[str] = []  # pieces of the current word, none of them empty
         in_word = False
 
         def add(piece: str, split: bool) -> None:
             nonlocal word, in_word
             if not split:
-                word += piece
+                if piece:
+                    word.append(piece)
                 in_word = True
                 return
-            for c in piece:
-                if c not in _GO_SPACE:
-                    word += c
+            for run in _BLANKS_OR_NOT.findall(piece):
+                if run[0] not in _GO_SPACE:
+                    word.append(run)
                     in_word = True
                 elif in_word and word:
-                    words.append(word)
-                    word = ""
+                    words.append("".join(word))
+                    word = []
                     in_word = False
 
         while True:
@@ -571,7 +592,12 @@ def _shell_words(s: str, raw_quotes: bool, raw_escapes: bool) -> list[str]:
             if stop and ch == stop:
                 pos += 1
                 break
-            if ch == "$":
+            plain = (_PLAIN_IN_BRACES if stop else _PLAIN).match(s, pos)
+            if plain:  # a run of characters that are themselves
+                result.append(plain.group())
+                add(plain.group(), True)
+                pos = plain.end()
+            elif ch == "$":
                 tmp = dollar()
                 result.append(tmp)
                 add(tmp, True)
@@ -596,7 +622,7 @@ def _shell_words(s: str, raw_quotes: bool, raw_escapes: bool) -> list[str]:
                     add(ch, True)
                 result.append(ch)
         if word:
-            words.append(word)
+            words.append("".join(word))
         return "".join(result), words
 
     return stop_on("")[1]
@@ -647,7 +673,7 @@ class _Node:
     child: _Node | None
 
 
-def _node(line: str, lo: int, hi: int, esc: str) -> _Node:
+def _node(line: str, lo: int, hi: int, esc: str, depth: int = 0) -> _Node:
     """newNodeFromLine on ``line[lo:hi]``; raises ValueError with BuildKit's message."""
     lo, hi = _trim(line, lo, hi)
     m = _WS_RUN.search(line, lo, hi)
@@ -701,8 +727,11 @@ def _node(line: str, lo: int, hi: int, esc: str) -> _Node:
         elif kind == "healthcheck":
             chain, is_json = _healthcheck(rest)
         elif kind == "onbuild":
+            if rest and depth >= _MAX_NESTING:  # each level copies the rest of the line
+                raise ValueError(f"ONBUILD chained more than {_MAX_NESTING} deep (and BuildKit refuses "
+                                 "`ONBUILD ONBUILD` when it builds)")
             if rest:
-                child = _node(line, args_lo, args_hi, esc)
+                child = _node(line, args_lo, args_hi, esc, depth + 1)
                 chain = ("",)
             else:
                 chain = ()

@@ -18,6 +18,8 @@ from typing import NamedTuple
 import tree_sitter
 import tree_sitter_bash
 
+from cachefix.rewriter.dockerfile import DockerfileSyntaxError
+
 Span = tuple[int, int]
 
 SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh"})
@@ -180,72 +182,109 @@ def _inner_script(command: Command, nodes: Sequence[tree_sitter.Node], src: _Sou
     return None
 
 
-def _neighbour(node: tree_sitter.Node, forward: bool) -> tree_sitter.Node | None:
+class _Place(NamedTuple):
+    """Where a node sits: its parent's place, its parent's children, its index among them.
+
+    tree-sitter's `parent`, `next_sibling` and `prev_sibling` search down from the root, so
+    asking them for every command costs time in the square of the nesting depth (3,000 nested
+    `$(...)` took seconds). The walk remembers each node's parent and siblings instead.
+    """
+
+    up: _Place | None
+    siblings: Sequence[tree_sitter.Node]
+    index: int
+    depth: int  # how many `$(...)`, `<(...)` or `sh -c` strings it is in
+
+    @property
+    def node(self) -> tree_sitter.Node:
+        return self.siblings[self.index]
+
+    @property
+    def parent_type(self) -> str:
+        return self.up.node.type if self.up is not None else ""
+
+
+def _neighbour(place: _Place, forward: bool) -> _Place | None:
     """The next (or previous) node in the flattened and-or list, skipping comments.
 
     tree-sitter nests `a && b && c` as `((a && b) && c)`; climbing out of `list` parents
     makes the operator after `b` visible.
     """
-    current = node
+    step = 1 if forward else -1
+    current = place
     while True:
-        sibling = current.next_sibling if forward else current.prev_sibling
-        while sibling is not None and sibling.type == "comment":
-            sibling = sibling.next_sibling if forward else sibling.prev_sibling
-        if sibling is not None:
-            return sibling
-        if current.parent is None or current.parent.type != "list":
+        siblings = current.siblings
+        i = current.index + step
+        while 0 <= i < len(siblings) and (siblings[i].type == "comment" or siblings[i].is_missing):
+            i += step  # a MISSING node is one the parser made up: no text joins anything there
+        if 0 <= i < len(siblings):
+            return _Place(current.up, siblings, i, current.depth)
+        if current.parent_type != "list":
             return None
-        current = current.parent
+        current = current.up
 
 
-def _join(node: tree_sitter.Node, forward: bool) -> str:
+def _join(place: _Place, forward: bool) -> str:
     """The operator on one side of a command: `&&`, `||`, `;`, `|`, "\n", or "" at an end."""
-    sibling = _neighbour(node, forward)
+    sibling = _neighbour(place, forward)
     if sibling is None:
         return ""
-    return "\n" if sibling.is_named else sibling.type
+    return "\n" if sibling.node.is_named else sibling.node.type
 
 
-def _operand(node: tree_sitter.Node, forward: bool) -> tree_sitter.Node | None:
+def _operand(place: _Place, forward: bool) -> tree_sitter.Node | None:
     """The command or list on the other side of the joining operator."""
-    sibling = _neighbour(node, forward)
-    if sibling is not None and not sibling.is_named:
+    sibling = _neighbour(place, forward)
+    if sibling is not None and not sibling.node.is_named:
         sibling = _neighbour(sibling, forward)
-    return sibling
+    return sibling.node if sibling is not None else None
 
 
-@lru_cache(maxsize=1)
-def _command_query() -> tree_sitter.Query:
-    return tree_sitter.Query(tree_sitter.Language(tree_sitter_bash.language()), "(command) @command")
+SUBSTITUTIONS = ("command_substitution", "process_substitution")  # backticks are command_substitution too
+_WRAPPERS = ("redirected_statement", "negated_command")  # a command's status passes through these
+# Every level of `$(...)` holds the text of the levels inside it, and each level's words are read
+# in full: the work grows with depth times size. Real scripts nest two or three deep.
+MAX_DEPTH = 50
 
 
-SUBSTITUTIONS = ("command_substitution", "process_substitution")
+class ShellTooDeep(DockerfileSyntaxError):
+    """A RUN nested deeper than MAX_DEPTH: it is reported and the file left alone, rather than
+    analysed in time and memory that grow with the square of its size."""
 
-
-def _substituted(node: tree_sitter.Node) -> bool:
-    parent = node.parent
-    while parent is not None:
-        if parent.type in SUBSTITUTIONS:
-            return True
-        parent = parent.parent
-    return False
+    def __init__(self, line: int | None = None, message: str = "") -> None:
+        super().__init__(line, message or (f"shell nested more than {MAX_DEPTH} levels deep (command "
+                                           "substitutions or `sh -c` strings): cachefix does not analyse it"))
 
 
 class _Walker:
     """Collects simple commands in source order: in lists, pipelines, subshells, compound
-    statements, control flow and command substitutions (found by a tree-sitter query, in C),
-    and in `sh -c` strings (parsed in turn)."""
+    statements, control flow and command substitutions, and in `sh -c` strings (parsed in
+    turn; each level of quoting at least doubles the escapes, so they nest only a few deep).
+
+    One pass over the tree with an explicit stack: time is linear in the script's size and
+    no nesting depth reaches Python's recursion limit.
+    """
 
     def __init__(self) -> None:
         self.commands: list[Command] = []
 
-    def walk(self, src: _Source) -> None:
-        tree = _parser().parse(src.data)
-        found = tree_sitter.QueryCursor(_command_query()).captures(tree.root_node).get("command", [])
-        for node in sorted(found, key=lambda n: n.start_byte):
-            self._command(node, src)
+    def walk(self, src: _Source, depth: int = 0) -> None:
+        root = _parser().parse(src.data).root_node
+        stack = [_Place(None, (root,), 0, depth)]
+        while stack:
+            place = stack.pop()
+            node = place.siblings[place.index]
+            kind = node.type
+            if kind == "command":
+                self._command(node, place, src)
+            inner = place.depth + 1 if kind in SUBSTITUTIONS else place.depth
+            if inner > MAX_DEPTH:
+                raise ShellTooDeep
+            children = node.children
+            stack.extend([_Place(place, children, i, inner)  # leaves hold no command: not visited
+                          for i in range(len(children) - 1, -1, -1) if children[i].child_count])
 
-    def _command(self, node: tree_sitter.Node, src: _Source) -> None:
+    def _command(self, node: tree_sitter.Node, place: _Place, src: _Source) -> None:
         assignments: list[Assignment] = []
         words: list[tree_sitter.Node] = []
         for child in node.named_children:
@@ -263,34 +302,34 @@ class _Walker:
             elif kind not in ("file_redirect", "herestring_redirect", "comment"):
                 words.append(child)
         # A command's position in its list decides whether it can be removed on its own.
-        anchor = node
-        while anchor.parent is not None and anchor.parent.type in ("redirected_statement", "negated_command"):
-            anchor = anchor.parent
-        in_pipeline = anchor.parent is not None and anchor.parent.type == "pipeline"
+        anchor = place
+        while anchor.parent_type in _WRAPPERS:
+            anchor = anchor.up
+        parent = anchor.parent_type
+        in_pipeline = parent == "pipeline"
         before, after = _join(anchor, forward=False), _join(anchor, forward=True)
         command = Command(
             assignments=tuple(assignments),
             words=tuple(_word(w, src) for w in words),
-            span=src.file_span(anchor.start_byte, anchor.end_byte),
+            span=src.file_span(anchor.node.start_byte, anchor.node.end_byte),
             joined_before=before,
             joined_after=after,
-            removable=not in_pipeline and _removable(anchor, before, after),
+            removable=not in_pipeline and _removable(parent, before, after),
             previous_end=_edge(_operand(anchor, forward=False), src, end=True),
             next_start=_edge(_operand(anchor, forward=True), src, end=False),
             in_pipeline=in_pipeline,
-            substituted=_substituted(node),
+            substituted=place.depth > 0,
         )
         self.commands.append(command)
         inner = _inner_script(command, words, src)
         if inner is not None:
-            self.walk(inner)
+            self.walk(inner, place.depth + 1)
 
 
-def _removable(node: tree_sitter.Node, before: str, after: str) -> bool:
+def _removable(parent: str, before: str, after: str) -> bool:
     """A command joined by `||` or in a pipeline is not removable: its exit status matters."""
     return (before in REMOVABLE_JOINS and after in REMOVABLE_JOINS and bool(before or after)
-            and node.parent is not None
-            and node.parent.type in ("program", "list", "compound_statement", "subshell"))
+            and parent in ("program", "list", "compound_statement", "subshell"))
 
 
 def _edge(node: tree_sitter.Node | None, src: _Source, *, end: bool) -> int | None:
