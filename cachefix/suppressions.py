@@ -11,7 +11,6 @@ is reported as CF900 rather than silently doing nothing.
 from __future__ import annotations
 
 import re
-import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -103,6 +102,8 @@ def _directive(line: str) -> _Directive | None:
 def _near_miss(comment: str) -> _Directive | None:
     """A comment meant as a directive: look-alike letters from other scripts, or no colon."""
     if not comment.isascii():
+        import unicodedata  # only for the rare comment with non-ASCII text
+
         folded = "".join(c for c in comment if unicodedata.category(c) != "Cf")
         folded = unicodedata.normalize("NFKC", folded).translate(_LOOKALIKES)
         if folded != comment and (_DIRECTIVE.match(folded) or _NO_COLON.match(folded)):
