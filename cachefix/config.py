@@ -41,6 +41,7 @@ _MOUNT_ID = re.compile(r"[A-Za-z0-9_.:/${}-]*")  # nothing that would end the --
 _MANAGER_KEYS = frozenset({"id-prefix", "sharing"})
 # tomllib takes time quadratic in a dotted key's length (`a.a.a...= 1`): no configuration nests deep.
 MAX_KEY_DEPTH = 64
+MAX_PATTERNS = 1000  # per key: a project needs a few dozen
 _TOML_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'')
 _DOTTED_KEY = re.compile(r"[A-Za-z0-9_-]+(?:[ \t]*\.[ \t]*[A-Za-z0-9_-]+)*")
 _TOML_POSITION = re.compile(r" \(at (?:line (?P<line>[0-9]+), column [0-9]+|end of document)\)")
@@ -278,10 +279,14 @@ class _Table:
         return codes
 
     def patterns(self, key: str, patterns: Iterable[str]) -> None:
-        """A pattern git would reject fails here, when the file is read, not later in the middle of a run."""
-        for pattern in patterns:
+        """A pattern git would reject fails here, when the file is read, not later in the middle of a
+        run; so does a list so long that compiling it would take minutes (each is a regex)."""
+        patterns = list(patterns)
+        if len(patterns) > MAX_PATTERNS:
+            raise self.fail(key, f"has {len(patterns)} patterns; the limit is {MAX_PATTERNS}")
+        if patterns:
             try:
-                compile_patterns([pattern], f"{self.path}: `{key}` in {self.where}")
+                compile_patterns(patterns, f"{self.path}: `{key}` in {self.where}")
             except BadPattern as exc:
                 raise ConfigError(str(exc)) from None
 

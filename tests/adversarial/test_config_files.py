@@ -220,3 +220,14 @@ def test_a_pyproject_that_is_not_utf8_and_not_about_cachefix_is_passed_over(tmp_
     assert capsys.readouterr().err == ""
     (tmp_path / "pyproject.toml").write_bytes(b'[tool.cachefix]\nignore = ["CF101"] # caf\xe9\n')
     assert "not UTF-8 text (byte 0xe9 at offset 40)" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize(("config", "key"), [
+    ("exclude = [" + ", ".join(f'"p{n}/"' for n in range(1001)) + "]\n", "`exclude`"),
+    ("[per-file-ignores]\n" + "".join(f'"p{n}/" = ["CF101"]\n' for n in range(1001)), "`per-file-ignores`"),
+])
+def test_a_pattern_list_too_long_to_compile_in_reasonable_time_is_refused(tmp_path: Path, capsys, config: str,
+                                                                          key: str) -> None:
+    write(tmp_path / ".cachefix.toml", config)
+    write(tmp_path / "Dockerfile", PIP)
+    assert f"{key} in the top level has 1001 patterns; the limit is 1000" in _one_line_error(capsys)
