@@ -41,7 +41,7 @@ _MOUNT_ID = re.compile(r"[A-Za-z0-9_.:/${}-]*")  # nothing that would end the --
 _MANAGER_KEYS = frozenset({"id-prefix", "sharing"})
 # tomllib takes time quadratic in a dotted key's length (`a.a.a...= 1`): no configuration nests deep.
 MAX_KEY_DEPTH = 64
-MAX_PATTERNS = 1000  # per key: a project needs a few dozen
+MAX_ENTRIES = 1000  # codes or patterns in one key
 _TOML_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'')
 _DOTTED_KEY = re.compile(r"[A-Za-z0-9_-]+(?:[ \t]*\.[ \t]*[A-Za-z0-9_-]+)*")
 _TOML_POSITION = re.compile(r" \(at (?:line (?P<line>[0-9]+), column [0-9]+|end of document)\)")
@@ -265,7 +265,13 @@ class _Table:
             return None
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self.fail(key, f"must be a list of strings, not {_described(value)}")
+        self.at_most(key, value)
         return tuple(value)
+
+    def at_most(self, key: str, entries: list[str]) -> None:
+        """Each code and pattern costs time on every file; no project needs more than a few dozen."""
+        if len(entries) > MAX_ENTRIES:
+            raise self.fail(key, f"has {len(entries)} entries; the limit is {MAX_ENTRIES}")
 
     def codes(self, key: str) -> tuple[str, ...] | None:
         codes = self.strings(key)
@@ -279,11 +285,9 @@ class _Table:
         return codes
 
     def patterns(self, key: str, patterns: Iterable[str]) -> None:
-        """A pattern git would reject fails here, when the file is read, not later in the middle of a
-        run; so does a list so long that compiling it would take minutes (each is a regex)."""
+        """A pattern git would reject fails here, when the file is read, not later in the middle of a run."""
         patterns = list(patterns)
-        if len(patterns) > MAX_PATTERNS:
-            raise self.fail(key, f"has {len(patterns)} patterns; the limit is {MAX_PATTERNS}")
+        self.at_most(key, patterns)
         if patterns:
             try:
                 compile_patterns(patterns, f"{self.path}: `{key}` in {self.where}")
