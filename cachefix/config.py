@@ -1,12 +1,12 @@
 """Configuration: `[tool.cachefix]` in pyproject.toml, or the top level of `.cachefix.toml`.
 
-Each linted file takes the first configuration found walking up from its folder, no further
-than the root of its repository (the first folder holding `.git`): what lies above a checkout
-is not the project's, and may be anybody's (in one folder `.cachefix.toml` wins over
-pyproject.toml; a pyproject.toml without `[tool.cachefix]` is passed over). A file found so
-that another user owns, in a folder anyone may write to, is not used. `--config FILE` makes one
-file apply to everything. Patterns (`exclude`,
-`per-file-ignores`) are gitignore-style and relative to the folder of the file they are in.
+Each linted file takes the first configuration found walking up from its folder (in one folder
+`.cachefix.toml` wins over pyproject.toml; a pyproject.toml without `[tool.cachefix]` is passed
+over), no further than the root of its repository (the first folder holding `.git`): what lies
+above a checkout is not the project's, and may be anybody's. A file found so that another user
+owns, in a folder anyone may write to, is not used. `--config FILE` makes one file apply to
+everything. Patterns (`exclude`, `per-file-ignores`) are gitignore-style and relative to the
+folder of the file they are in.
 
 A pre-commit hook runs cachefix on every commit, so a TOML parser is imported only for a
 file that mentions cachefix, and pathspec only for a configuration with patterns.
@@ -55,7 +55,7 @@ class ConfigError(Exception):
 def unknown_code(code: str) -> str:
     """Why `code` cannot be selected or ignored, for an error message."""
     if code.upper() == InvalidSuppression.code:
-        return f"`{code}` (broken suppression comments) cannot be selected or ignored: fix the comment"
+        return f"`{displayable(code)}` (broken suppression comments) cannot be selected or ignored: fix the comment"
     return f"unknown rule code `{displayable(code)}` (see `cachefix rules`)"
 
 
