@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from cachefix.rewriter.dockerfile import Dockerfile, Flag, Instruction
 from cachefix.rewriter.syntax import is_image_reference, parse_frontend
+from cachefix.suppressions import displayable
 
 
 def unintended_change(before: Dockerfile, after: Dockerfile, requested: str | None,
@@ -35,7 +36,7 @@ def unintended_change(before: Dockerfile, after: Dockerfile, requested: str | No
             return f"the {old.keyword} instruction on line {old.start_line} would change"
     flags = {after.text[f.span[0]:f.span[1]] for i in after.instructions for f in (i.inner or i).flags}
     broken = next((flag for flag in written_flags if flag not in flags), None)
-    return None if broken is None else f"`{broken}` would not read back as one flag"
+    return None if broken is None else f"`{displayable(broken)}` would not read back as one flag"
 
 
 def _directive_change(before: Dockerfile, after: Dockerfile, requested: str | None) -> str | None:
@@ -45,11 +46,11 @@ def _directive_change(before: Dockerfile, after: Dockerfile, requested: str | No
     if old == new:
         return None
     if new is None or not is_image_reference(new):
-        return f"`# syntax={new or ''}` is not an image reference"
+        return f"`# syntax={displayable(new or '')}` is not an image reference"
     if old is not None and (parse_frontend(old) is None or parse_frontend(new) is None):
-        return f"`# syntax={old}` would name another frontend"  # only Docker's own is raised
+        return f"`# syntax={displayable(old)}` would name another frontend"  # only Docker's own is raised
     if old is None and parse_frontend(new) is None and new != requested:
-        return f"`# syntax={new}` names a frontend nobody asked for"
+        return f"`# syntax={new}` names a frontend nobody asked for"  # an image reference: printable
     return None
 
 
