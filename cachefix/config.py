@@ -37,7 +37,8 @@ NAMES = (".cachefix.toml", "pyproject.toml")  # looked for in this order in each
 RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
 FAIL_ON = ("info", "warning", "error", "never")
 SHARING = ("shared", "private", "locked")
-_MOUNT_ID = re.compile(r"[A-Za-z0-9_.:/${}-]*")  # nothing that would end the --mount option list
+# Nothing that would end the --mount option list; a variable whole (`${TARGETARCH}-`), as the frontend expands it.
+_MOUNT_ID = re.compile(r"(?:[A-Za-z0-9_.:/-]|\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*(?![A-Za-z0-9_]))*")
 _MANAGER_KEYS = frozenset({"id-prefix", "sharing"})
 # tomllib takes time quadratic in a dotted key's length (`a.a.a...= 1`): no configuration nests deep.
 MAX_KEY_DEPTH = 64

@@ -54,6 +54,8 @@ WRONG_TYPES = {
     "sharing = {a = 1}\n": "`sharing` in the top level must be one of shared, private, locked, not a table",
     "id-prefix = 1\n": "`id-prefix` in the top level must be a string",
     'id-prefix = "a b"\n': "`id-prefix` in the top level must be a string",
+    'id-prefix = "${TARGETARCH"\n': "`id-prefix` in the top level must be a string",  # BuildKit fails on it
+    'id-prefix = "$-"\n': "`id-prefix` in the top level must be a string",
     "select = 1979-05-27\n": "must be a list of strings, not a date or time",
     "pip = 1\n": "the [pip] table of the top level must be a table, not an integer",
     'pip = "locked"\n': "the [pip] table of the top level must be a table, not a string",
@@ -231,3 +233,10 @@ def test_a_list_too_long_to_use_in_reasonable_time_is_refused(tmp_path: Path, ca
     write(tmp_path / ".cachefix.toml", config)  # 100,000 patterns took 30 s to compile
     write(tmp_path / "Dockerfile", PIP)
     assert f"{key} in the top level has 1001 entries; the limit is 1000" in _one_line_error(capsys)
+
+
+def test_an_id_prefix_may_hold_whole_variables(tmp_path: Path) -> None:
+    write(tmp_path / ".cachefix.toml", 'syntax = "none"\nid-prefix = "${TARGETARCH}-$BUILDOS/"\n')
+    dockerfile = write(tmp_path / "Dockerfile", PIP)
+    assert main(["fix", "--quiet", "Dockerfile"]) == 0
+    assert "id=${TARGETARCH}-$BUILDOS/pip " in dockerfile.read_text()
