@@ -304,7 +304,8 @@ class _Table:
     def options(self, default: Options) -> Options:
         prefix = self.data.get("id-prefix", default.id_prefix)
         if not isinstance(prefix, str) or not _MOUNT_ID.fullmatch(prefix):
-            raise self.fail("id-prefix", "must be a string of letters, digits and . _ - : / (no commas or spaces), "
+            raise self.fail("id-prefix", "must be a string of letters, digits, . _ - : / and whole variables "
+                                         "such as ${TARGETARCH} (no commas or spaces), "
                                          f"not {_described(prefix)}")
         return Options(id_prefix=prefix, sharing=self.choice("sharing", SHARING) or default.sharing)
 
