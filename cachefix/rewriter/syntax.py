@@ -24,7 +24,7 @@ _REFERENCE = re.compile(rf"(?P<name>(?:{_HOST}(?::[0-9]+)?/)?{_COMPONENT}(?:/{_C
                         r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?")
 _MAX_NAME = 255  # reference.NameTotalLengthMax
 _FRONTEND = re.compile(r"^(?P<image>(?:docker\.io/)?docker/dockerfile(?:-upstream)?)"
-                       r"(?::(?P<tag>[0-9][0-9.]*)?(?P<suffix>[-a-z]*)?)?(?P<digest>@\S+)?$")
+                       r"(?::(?P<tag>[0-9][0-9.]*)?(?P<suffix>[-a-z]*)?)?(?P<digest>@[A-Za-z0-9+._-]+:[0-9a-fA-F]+)?$")
 
 
 class Frontend(NamedTuple):
