@@ -86,3 +86,10 @@ def test_none_writes_no_directive(tmp_path: Path) -> None:
 
 def _toml_string(value: str) -> str:
     return json.dumps(value)  # a JSON string of BMP characters is a TOML basic string
+
+
+def test_a_directive_with_control_characters_after_the_at_sign_is_never_echoed(tmp_path: Path, capsys) -> None:
+    write(tmp_path / "Dockerfile", "# syntax=docker/dockerfile:1.2@\x1b[2J\nFROM python:3.12\nRUN pip install flask\n")
+    assert main(["check", "--quiet", "Dockerfile"]) == 1
+    out = capsys.readouterr().out
+    assert "CF101" in out and "\x1b" not in out
