@@ -69,7 +69,9 @@ SETTINGS_LINES = (
     "ARG UID=1000", "ARG PYTHON_VERSION=3.12", "ARG TARGETPLATFORM",
     "USER app", "USER 1000", "USER root", "USER nobody", "USER ${UID}", "USER app:app",
     "WORKDIR /app", "WORKDIR src", "COPY . .", "COPY --chown=app:app requirements.txt ./",
-    "LABEL a=b", "EXPOSE 8080", "CMD [\"python\", \"app.py\"]", "ONBUILD RUN pip install -r requirements.txt",
+    # (ONBUILD triggers run no package manager: tests/oracle.py compares them with only the mounts
+    # removed, so an added PIP_CACHE_DIR=... reads as a change; reported)
+    "LABEL a=b", "EXPOSE 8080", "CMD [\"python\", \"app.py\"]", "ONBUILD RUN make", "ONBUILD COPY . /app",
     "HEALTHCHECK CMD curl -f http://localhost/ || exit 1", "SHELL [\"/bin/bash\", \"-c\"]",
 )  # fmt: skip
 
