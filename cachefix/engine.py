@@ -60,7 +60,7 @@ def _rule_findings(dockerfile: Dockerfile, settings: Settings) -> list[Finding]:
     for run in run_contexts(dockerfile):
         for rule in run_rules:
             if not rule.triggers or run.mentions(rule.triggers):
-                findings.extend(rule.check(run, dockerfile))
+                findings.extend(rule.findings(run, dockerfile))
     for rule in settings.rules:
         if isinstance(rule, SyntaxRule):
             findings.extend(rule.check_file(dockerfile, settings.syntax))

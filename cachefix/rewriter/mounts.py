@@ -4,12 +4,46 @@ from __future__ import annotations
 
 import csv
 import posixpath
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from cachefix.rewriter.dockerfile import Flag, Instruction
 
-_TARGET_KEYS = ("target", "dst", "destination")
+TARGET_KEYS = ("target", "dst", "destination")
+
+# What a value in a `--mount` flag cannot hold: whitespace ends the flag (the rest would run as a
+# command), a comma or `=` starts another option, quotes and backslashes are read by the flag
+# parser, not kept. Quoting is not portable (BuildKit reads the flag as CSV, buildah splits it
+# at commas), so such a mount is left to the user.
+_BREAKS = {",": "a comma", "=": "an `=`", '"': "a quote", "'": "a quote", "\\": "a backslash"}
+
+
+class UnsafeMount(ValueError):
+    """A mount whose flag cachefix cannot write safely: the `key` option's `value`, and why
+    (`problem`: "holds a space")."""
+
+    def __init__(self, key: str, value: str, problem: str) -> None:
+        super().__init__(f"{key}={value!r} {problem}")
+        self.key, self.value, self.problem = key, value, problem
+
+
+def _checked(key: str, value: str) -> str:
+    for ch in value:
+        if ch in _BREAKS:
+            raise UnsafeMount(key, value, f"holds {_BREAKS[ch]}")
+        if ch.isspace():
+            raise UnsafeMount(key, value, "holds a space" if ch == " " else "holds whitespace")
+        if not ch.isprintable():
+            raise UnsafeMount(key, value, "holds a control character")
+    return value
+
+
+def mount_flag(options: Iterable[tuple[str, str | None]]) -> str:
+    """The one place a `--mount=` flag is written: `key=value` options (None: a bare key such as
+    `ro`) joined by commas. Raises UnsafeMount for a value that would not read back as written."""
+    return "--mount=" + ",".join(_checked(k, k) if v is None else f"{_checked(k, k)}={_checked(k, v)}"
+                                 for k, v in options)
 
 
 class CacheMount(NamedTuple):
@@ -22,16 +56,15 @@ class CacheMount(NamedTuple):
     gid: int | None = None
 
     def render(self) -> str:
-        options = ["type=cache", f"target={self.target}"]
-        if self.id:
-            options.append(f"id={self.id}")
-        if self.sharing:
-            options.append(f"sharing={self.sharing}")
-        if self.uid is not None:
-            options.append(f"uid={self.uid}")
-        if self.gid is not None:
-            options.append(f"gid={self.gid}")
-        return "--mount=" + ",".join(options)
+        """The flag; UnsafeMount when the target is not a plain absolute path (BuildKit would also
+        expand a `$` in it) or a value cannot be written (see `mount_flag`)."""
+        if not self.target.startswith("/"):
+            raise UnsafeMount("target", self.target, "is not an absolute path")
+        if "$" in self.target:
+            raise UnsafeMount("target", self.target, "holds a `$`, which BuildKit would expand")
+        options = [("type", "cache"), ("target", self.target), ("id", self.id), ("sharing", self.sharing),
+                   ("uid", self.uid), ("gid", self.gid)]
+        return mount_flag((k, str(v)) for k, v in options if v is not None and v != "")
 
     def satisfied_by(self, existing: ExistingMount) -> bool:
         """An existing mount does this mount's job when every option that matters agrees."""
@@ -57,7 +90,7 @@ class ExistingMount:
 
     @property
     def target(self) -> str:
-        return next((self.options[k] for k in _TARGET_KEYS if k in self.options), "")
+        return next((self.options[k] for k in TARGET_KEYS if k in self.options), "")
 
 
 def same_path(a: str, b: str) -> bool:

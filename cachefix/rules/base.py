@@ -19,7 +19,16 @@ from cachefix.model import Edit, Finding, Position, Severity
 from cachefix.rewriter import edits
 from cachefix.rewriter.context import RunContext, command_env, expand, run_contexts
 from cachefix.rewriter.dockerfile import Dockerfile, Instruction
-from cachefix.rewriter.mounts import CacheMount, ExistingMount, existing_mounts, is_within, same_path
+from cachefix.rewriter.mounts import (
+    TARGET_KEYS,
+    CacheMount,
+    ExistingMount,
+    UnsafeMount,
+    existing_mounts,
+    is_within,
+    mount_flag,
+    same_path,
+)
 from cachefix.rewriter.shell import (
     SHELLS,
     Assignment,
@@ -82,6 +91,24 @@ class Rule:
     @classmethod
     def documentation(cls) -> str:
         return inspect.cleandoc(cls.__doc__ or "")
+
+    def findings(self, run: RunContext, dockerfile: Dockerfile) -> list[Finding]:
+        """`check`, except that a mount whose flag cannot be written safely (a cache folder with
+        a space in it, say: the rest of the path would run as a command) is a finding without a
+        fix, never an edit."""
+        found: list[Finding] = []
+        try:
+            found.extend(self.check(run, dockerfile))
+        except UnsafeMount as unsafe:
+            from cachefix.suppressions import displayable  # imports this module: import when needed
+
+            subject = "the cache folder" if unsafe.key in TARGET_KEYS else f"the mount's {unsafe.key}"
+            found.append(self.finding(
+                dockerfile, run.instruction.span,
+                f"{self.manager} needs a cache mount here, but {subject} `{displayable(unsafe.value)}` "
+                f"{unsafe.problem}, which cachefix cannot write into a `--mount` flag safely: add the mount "
+                "by hand (quoted as your builder reads it), or move the cache to a folder without it"))
+        return found
 
     # Helpers shared by every rule.
 
@@ -205,8 +232,7 @@ class Rule:
             options = {k: (placed.target if k in ("target", "dst", "destination") else v)
                        for k, v in replacing.options.items()}
             options.update({k: str(v) for k, v in (("uid", placed.uid), ("gid", placed.gid)) if v is not None})
-            fix = [edits.replace_flag(replacing.flag, spelled(run, "--mount=" + ",".join(
-                k if v == "true" else f"{k}={v}" for k, v in options.items())))]
+            fix = [edits.replace_flag(replacing.flag, spelled(run, _flag(options)))]
             changed = [mount]
         else:
             stale = [] if stale_in_home is None else self.stale_mounts(run, placed.target, "", stale_in_home)
@@ -331,8 +357,12 @@ def _merge(existing: ExistingMount, wanted: CacheMount) -> str:
         value = getattr(wanted, key)
         if value is not None:
             options[key] = str(value)
-    ordered = ["type=cache"] + [f"{k}={v}" if v != "true" else k for k, v in options.items() if k != "type"]
-    return "--mount=" + ",".join(ordered)
+    return _flag({"type": "cache", **options})
+
+
+def _flag(options: Mapping[str, str]) -> str:
+    """A parsed mount written back (`parse_mount` reads a bare key as "true")."""
+    return mount_flag((k, None if v == "true" else v) for k, v in options.items())
 
 
 def remove_words(words: Iterable[Word], previous: dict[int, Word]) -> Iterator[Edit]:
