@@ -118,8 +118,13 @@ def _near_miss(comment: str) -> _Directive | None:
 def displayable(text: str, limit: int = 60) -> str:
     """Text from a file as a message may show it: cut short, and escaped when it holds control
     or invisible characters, so that no file can send escape sequences to a terminal."""
-    cut = text if len(text) <= limit else text[:limit - 3] + "..."
-    return cut if cut.isprintable() else cut.encode("unicode_escape").decode("ascii")
+    return escaped(text if len(text) <= limit else text[:limit - 3] + "...")
+
+
+def escaped(text: str) -> str:
+    """`text` as is when printable, else with Python's escapes (`\\x1b`): what any output
+    meant for a terminal or a line-based format does with text taken from a file or its path."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 def _stripped(line: str) -> str:

@@ -2,6 +2,8 @@
 
 `::warning file=F,line=L,col=C,endLine=L,endColumn=C,title=CF101::message`, one a line,
 escaped as the runner expects: `%`, CR and LF everywhere, and `:` and `,` in properties too.
+Other control characters (an escape sequence from a Dockerfile, which the log would render)
+are escaped first, as in the text report.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from typing import TextIO
 from cachefix.model import LintReport, Severity
 from cachefix.report import ReportOptions
 from cachefix.report.items import Item, display_path, items
+from cachefix.suppressions import escaped
 
 LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 
 
 def escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return escaped(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
 
 
 def escape_property(text: str) -> str:

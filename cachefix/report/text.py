@@ -1,7 +1,9 @@
 """Human-readable output: per file what was found or fixed, with line numbers, and a summary.
 
 Colour (through rich) only on a terminal and never with NO_COLOR set; on a pipe or in CI the
-same lines come out as plain text, without importing rich at all.
+same lines come out as plain text, without importing rich at all. Paths and messages can carry
+text from a file (or a file name): their control characters are escaped, so no file can send
+escape sequences to the terminal or break a line apart.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from cachefix.model import FileResult, Finding, LintReport
 from cachefix.report import ReportOptions
 from cachefix.report.items import items
 from cachefix.report.statistics import statistics_lines
+from cachefix.suppressions import escaped
 
 # The label of a finding after `fix`, and after `fix --diff` (dry_run), where nothing was written.
 FIXED = {False: "fixed", True: "would fix"}
@@ -32,7 +35,7 @@ def _finding_line(finding: Finding, status: str | None) -> Line:
                   (finding.code, "code"), ("  ", None)]
     if status:
         line += [(status, "fixed" if status in FIXED.values() else "dim"), ("  ", None)]
-    line.append((finding.message, None))
+    line.append((escaped(finding.message), None))
     return line
 
 
@@ -71,24 +74,24 @@ def _listing(report: LintReport, options: ReportOptions) -> list[Line]:
     for result in report.files:
         body = _file_lines(result, report.fixing, options)
         if body:
-            out.append([(str(result.path), "path")])
+            out.append([(escaped(str(result.path)), "path")])
             out.extend(body)
         elif result.skipped and options.show_ignored:
-            out.append([(str(result.path), "path"), ("  skipped (# cachefix: skip-file)", "dim")])
+            out.append([(escaped(str(result.path)), "path"), ("  skipped (# cachefix: skip-file)", "dim")])
     return out
 
 
 def _quiet_lines(report: LintReport, show_ignored: bool) -> list[Line]:
     """`path:line:col: CODE message`, one finding a line, as editors and grep read them."""
-    return [[(f"{item.result.path}:{item.finding.start.line}:{item.finding.start.column}:", "path"), (" ", None),
-             (item.finding.code, "code"), (" [ignored]" if item.ignored else "", "dim"),
-             (f" {item.finding.message}", None)]
+    return [[(f"{escaped(str(item.result.path))}:{item.finding.start.line}:{item.finding.start.column}:", "path"),
+             (" ", None), (item.finding.code, "code"), (" [ignored]" if item.ignored else "", "dim"),
+             (f" {escaped(item.finding.message)}", None)]
             for item in items(report, show_ignored=show_ignored)]
 
 
 def _error_lines(report: LintReport) -> list[Line]:
-    return [[(f"{error.path}:{error.line}" if error.line else str(error.path), "path"), (": ", None),
-             ("error", "error"), (f": {error.message}", None)] for error in report.errors]
+    return [[(escaped(f"{error.path}:{error.line}" if error.line else str(error.path)), "path"), (": ", None),
+             ("error", "error"), (f": {escaped(error.message)}", None)] for error in report.errors]
 
 
 def _fixed(result: FileResult) -> list[Finding]:
