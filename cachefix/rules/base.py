@@ -478,6 +478,18 @@ def programs_resolved(run: RunContext) -> list[tuple[Command, Command]]:
     return [(c, resolve_program(c, command_env(run, c), run.home)) for c in run.commands]
 
 
+def system_property(words: Sequence[str], name: str, separate: Collection[str] = ()) -> str | None:
+    """The value of the last `-Dname=value` among `words`: the JVM, Maven and Gradle each keep
+    the last one given. `separate`: options that take `name=value` as the next word (`mvn -D x=y`)."""
+    prefix, found = f"-D{name}=", None
+    for i, word in enumerate(words):
+        if word in separate and i + 1 < len(words):
+            word = "-D" + words[i + 1]
+        if word.startswith(prefix) and len(word) > len(prefix):
+            found = word[len(prefix):]
+    return found
+
+
 # Values that turn a boolean setting on, as uv (clap's "boolish" values) and conda read them.
 TRUTHY = frozenset({"1", "true", "t", "yes", "y", "on"})
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import posixpath
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from cachefix.model import Finding
 from cachefix.rewriter.context import RunContext, command_env
@@ -20,6 +19,7 @@ from cachefix.rules.base import (
     kept_after_build,
     option_value,
     script_command,
+    system_property,
 )
 
 GRADLE = frozenset({"gradle", "gradlew"})
@@ -29,7 +29,6 @@ TAKES_VALUE = frozenset({"-b", "--build-file", "-c", "--settings-file", "-g", "-
                          "--write-verification-metadata", "-F", "--dependency-verification", "--update-locks"})
 # Runs that start no build (a wrapper still downloads its distribution for them).
 NO_BUILD = frozenset({"--version", "-v", "-h", "--help", "-?", "--stop", "--status"})
-USER_HOME_PROPERTY = re.compile(r"-Dgradle\.user\.home=(?P<path>\S+)")
 # Gradle's cross-process locks of its caches need the other process to answer on loopback,
 # which another build's container cannot (gradle/gradle#851): one build at a time.
 SHARING = "locked"
@@ -50,17 +49,28 @@ def builds(call: Invocation) -> bool:
 
 
 def user_home(run: RunContext, command: Command, call: Invocation, home: str | None) -> tuple[str | None, bool]:
-    """The Gradle user home (`-g`, `-Dgradle.user.home`, GRADLE_USER_HOME, `~/.gradle`), and
-    whether it is the default one."""
-    explicit = option_value(call.args, ("-g", "--gradle-user-home"))
+    """The Gradle user home (`-g`; `-Dgradle.user.home` on the command line, then in JAVA_OPTS
+    or GRADLE_OPTS; GRADLE_USER_HOME; `~/.gradle`), and whether it is the default one."""
     env = command_env(run, command)
-    for text in [*(w.value or "" for w in call.args), env.get("GRADLE_OPTS", ""), env.get("JAVA_OPTS", "")]:
-        match = USER_HOME_PROPERTY.search(text)
-        explicit = explicit or (match["path"] if match else None)
-    explicit = explicit or env.get("GRADLE_USER_HOME")
+    explicit = (option_value(call.args, ("-g", "--gradle-user-home"))
+                or system_property([w.value or "" for w in call.args], "gradle.user.home", ("-D", "--system-prop"))
+                or system_property(jvm_options(env), "gradle.user.home")
+                or env.get("GRADLE_USER_HOME"))
     if explicit:
         return posixpath.join(run.stage.workdir, explicit).rstrip("/"), False
     return (None if home is None else f"{home.rstrip('/')}/.gradle"), True
+
+
+def jvm_options(env: Mapping[str, str]) -> list[str]:
+    """JAVA_OPTS then GRADLE_OPTS as the `gradle` and `gradlew` scripts give them to java: one
+    string through `xargs -n1`, which splits it as a shell would and removes the quotes
+    (`-Dgradle.user.home="/g x"` is `/g x`). xargs rejects an unmatched quote: nothing is set."""
+    import shlex  # only for a RUN that runs gradle
+
+    try:
+        return shlex.split(f"{env.get('JAVA_OPTS', '')} {env.get('GRADLE_OPTS', '')}")
+    except ValueError:
+        return []
 
 
 class GradleRule(Rule):

@@ -23,6 +23,7 @@ from cachefix.rules.base import (
     remove_words,
     script_command,
     shell_env,
+    system_property,
 )
 
 MAVEN = frozenset({"mvn", "mvnw", "mvnd"})
@@ -32,7 +33,6 @@ TAKES_VALUE = frozenset({"-f", "--file", "-s", "--settings", "-gs", "--global-se
                          "--activate-profiles", "-T", "--threads", "-l", "--log-file", "-b", "--builder", "-D",
                          "--define", "--color"})
 PURGE = "dependency:purge-local-repository"
-REPO_LOCAL = re.compile(r"-Dmaven\.repo\.local=(?P<path>\S+)")
 # Maven resolver 1.x (Maven 3.9) locks the local repository inside one JVM only by default,
 # so two builds sharing a cache must not run at once (maven-resolver, "About SyncContextFactory").
 SHARING = "locked"
@@ -61,22 +61,24 @@ def goals(call: Invocation) -> list[Word]:
 def repository(run: RunContext, command: Command, call: Invocation) -> tuple[str | None, bool]:
     """The local repository, and whether it is Maven's default (`~/.m2/repository`).
 
-    `-Dmaven.repo.local` (on the command line, or in MAVEN_OPTS / MAVEN_ARGS) overrides the
-    settings' `localRepository`; settings files themselves are not visible to cachefix.
+    `-Dmaven.repo.local` on the command line (after MAVEN_ARGS, which `mvn` puts before it)
+    overrides one in MAVEN_OPTS (a system property), and both override the settings'
+    `localRepository`; settings files themselves are not visible to cachefix.
     """
     env = command_env(run, command)
-    words = [w.value or "" for w in call.args]
-    for i, word in enumerate(words):
-        if word in ("-D", "--define") and i + 1 < len(words):
-            word = "-D" + words[i + 1]
-        match = REPO_LOCAL.fullmatch(word)
-        if match:
-            return posixpath.join(run.stage.workdir, match["path"]), False
-    for variable in ("MAVEN_ARGS", "MAVEN_OPTS"):
-        match = REPO_LOCAL.search(env.get(variable, ""))
-        if match:
-            return posixpath.join(run.stage.workdir, match["path"]), False
+    arguments = [*launcher_words(env.get("MAVEN_ARGS", "")), *(w.value or "" for w in call.args)]
+    path = (system_property(arguments, "maven.repo.local", ("-D", "--define"))
+            or system_property(launcher_words(env.get("MAVEN_OPTS", "")), "maven.repo.local"))
+    if path is not None:
+        return posixpath.join(run.stage.workdir, path), False
     return None if run.home is None else f"{run.home.rstrip('/')}/.m2/repository", True
+
+
+def launcher_words(value: str) -> list[str]:
+    """MAVEN_OPTS or MAVEN_ARGS as `mvn` and `mvnw` pass them on: unquoted (`exec "$JAVACMD"
+    $MAVEN_OPTS ...`), so split at spaces, tabs and newlines, with any quotes kept as text.
+    `-Dmaven.repo.local=/r x` sets `/r` (and `x` is one more argument)."""
+    return [word for word in re.split("[ \t\n]+", value) if word]
 
 
 class MavenRule(Rule):

@@ -62,3 +62,49 @@ def test_a_control_character_in_a_cache_folder_is_escaped_in_the_message() -> No
     assert not finding.fixable
     assert "\x1b" not in finding.message
     assert "/a\\x1b[31mb` holds a control character" in finding.message
+
+
+def _message(text: str, code: str) -> str:
+    (finding,) = [f for f in check(text, Settings([rule() for rule in all_rules()])).findings if f.code == code]
+    return finding.message
+
+
+# `mvn` passes MAVEN_OPTS and MAVEN_ARGS unquoted (`exec "$JAVACMD" $MAVEN_OPTS ...`): split at
+# blanks, quotes kept; a -D on the command line beats MAVEN_OPTS, and the last one given wins.
+MAVEN = [
+    ('MAVEN_OPTS="-Dmaven.repo.local=/r x"', "mvn package", "on /r:"),
+    ('MAVEN_OPTS="-Dmaven.repo.local=/a -Dmaven.repo.local=/b"', "mvn package", "on /b:"),
+    ('MAVEN_OPTS="-Dmaven.repo.local=/a" MAVEN_ARGS="-Dmaven.repo.local=/b"', "mvn package", "on /b:"),
+    ('MAVEN_ARGS="-Dmaven.repo.local=/b"', "mvn package -D maven.repo.local=/c", "on /c:"),
+    ("MAVEN_OPTS='-Dmaven.repo.local=\"/r x\"'", "mvn package", '`/"/r` holds a quote'),
+]
+
+
+@pytest.mark.parametrize(("env", "command", "expected"), MAVEN)
+def test_maven_reads_its_options_as_the_mvn_script_passes_them(env: str, command: str, expected: str) -> None:
+    assert expected in _message(f"FROM maven:3\nWORKDIR /\nENV {env}\nRUN {command}\n", "CF503")
+
+
+# `gradle` and `gradlew` pass JAVA_OPTS and GRADLE_OPTS through `xargs -n1`: quotes are removed.
+GRADLE = [
+    ("GRADLE_OPTS='-Dgradle.user.home=\"/g x\"'", "gradle build", "`/g x/caches` holds a space"),
+    ('GRADLE_OPTS="-Dgradle.user.home=/g1 -Dgradle.user.home=/g2"', "gradle build", "target=/g2/caches"),
+    ('JAVA_OPTS="-Dgradle.user.home=/j" GRADLE_OPTS="-Dgradle.user.home=/g"', "gradle build", "target=/g/caches"),
+    ('GRADLE_OPTS="-Dgradle.user.home=/g"', "gradle build -Dgradle.user.home=/cli", "target=/cli/caches"),
+    ("GRADLE_OPTS='-Dgradle.user.home=\"/unmatched'", "gradle build", "target=/root/.gradle/caches"),
+]
+
+
+@pytest.mark.parametrize(("env", "command", "expected"), GRADLE)
+def test_gradle_reads_its_jvm_options_as_its_start_script_does(env: str, command: str, expected: str) -> None:
+    assert expected in _message(f"FROM gradle:8\nENV {env}\nRUN {command}\n", "CF504")
+
+
+def test_maven_options_with_quotes_leave_the_file_alone(tmp_path: Path) -> None:
+    original = "FROM maven:3\nENV MAVEN_OPTS='-Dmaven.repo.local=\"/r x\"'\nRUN mvn package\n"
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(original)
+    done = _cachefix("fix", "--syntax", "none", str(dockerfile), cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert dockerfile.read_text() == original
+    assert "CF503  not fixed" in done.stdout
