@@ -24,6 +24,7 @@ from cachefix.files import ChangedMeanwhile, Declined, UnreadableFile, read_dock
 from cachefix.model import FileError, FileResult, LintReport
 from cachefix.rewriter.dockerfile import DockerfileSyntaxError
 from cachefix.rules.registry import UnknownRule, select_rules
+from cachefix.suppressions import escaped
 from cachefix.workers import Orphaned, bind_to_parent
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -102,9 +103,9 @@ def _say_which_folders_are_empty(paths: list[str], found_in: set[str], linted_in
         if given in linted_in or not os.path.isdir(given):
             continue
         if given in found_in:
-            print(f"cachefix: every Dockerfile in {given} is excluded by the configuration", file=sys.stderr)
+            print(f"cachefix: every Dockerfile in {escaped(given)} is excluded by the configuration", file=sys.stderr)
         else:
-            print(f"cachefix: no Dockerfiles in {given} (names such as Dockerfile, Dockerfile.dev, "
+            print(f"cachefix: no Dockerfiles in {escaped(given)} (names such as Dockerfile, Dockerfile.dev, "
                   "api.Dockerfile, Containerfile)", file=sys.stderr)
 
 
@@ -120,6 +121,12 @@ def process(path: Path, settings: Settings, *, fixing: bool, write: bool) -> tup
         return None, [FileError(path, exc.message, exc.line)]
     except BrokenRewrite as exc:
         return None, [FileError(path, str(exc))]
+    except Exception as exc:  # a bug in cachefix or a plugin rule: this file is reported, the run goes on
+        if os.environ.get("CACHEFIX_DEBUG"):
+            raise
+        return None, [FileError(path, f"internal error, the file is left as it was ({type(exc).__name__}: "
+                                      f"{escaped(str(exc))[:200]}); please report it with this file "
+                                      "(CACHEFIX_DEBUG=1 shows the traceback)")]
     result = FileResult(path, findings=outcome.findings, remaining=outcome.remaining,
                         ignored=outcome.still_ignored if fixing else outcome.ignored,
                         original=read.text, fixed=outcome.fixed, skipped=outcome.skipped)

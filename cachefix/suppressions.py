@@ -164,7 +164,7 @@ class Suppressions:
         found = cls(_starts=[i.start_line for i in instructions], _ends=[i.end_line for i in instructions])
 
         def comment(number: int) -> bool:
-            return number not in covered and _stripped(lines[number - 1]).startswith("#")
+            return number <= len(lines) and number not in covered and _stripped(lines[number - 1]).startswith("#")
 
         for number in range(1, len(lines) + 1):
             if not comment(number) or (directive := _directive(lines[number - 1])) is None:

