@@ -102,6 +102,27 @@ class RunContext:
     def commands(self) -> tuple[Command, ...]:
         return tuple(run_commands(self.instruction))
 
+    @cached_property
+    def _exports(self) -> tuple[dict[int, Mapping[str, str]], Mapping[str, str]]:
+        """The environment before each command (by id) and after the last, with the RUN's
+        `export`s applied in order: one pass, so asking for every command's is linear, and
+        commands between two exports share one mapping."""
+        before: dict[int, Mapping[str, str]] = {}
+        env: Mapping[str, str] = self.env
+        for command in self.commands:
+            before[id(command)] = env
+            if command.name == "export":
+                exported = {key: value for key, sep, value in
+                            ((word.value or "").partition("=") for word in command.args) if sep}
+                if exported:
+                    env = {**env, **exported}
+        return before, env
+
+    def exported_before(self, command: Command) -> Mapping[str, str]:
+        """ENV/ARG with the `export`s run before `command` (all of them for a command not of this RUN)."""
+        before, at_end = self._exports
+        return before.get(id(command), at_end)
+
     @property
     def is_root(self) -> bool:
         return self.uid == 0
@@ -119,15 +140,7 @@ class RunContext:
 
 def command_env(run: RunContext, command: Command) -> dict[str, str]:
     """The environment one command sees: ENV/ARG, `export`s earlier in the RUN, its prefixes."""
-    env = dict(run.env)
-    for earlier in run.commands:
-        if earlier is command:
-            break
-        if earlier.name == "export":
-            for word in earlier.args:
-                key, sep, value = (word.value or "").partition("=")
-                if sep:
-                    env[key] = value
+    env = dict(run.exported_before(command))
     env.update((a.name, a.value or "") for a in command.assignments)
     return env
 
@@ -350,12 +363,15 @@ def run_contexts(dockerfile: Dockerfile) -> Iterator[RunContext]:
     """Replay the file and yield each RUN (and ONBUILD RUN) with its context."""
     global_args: dict[str, str] = {}
     stages: list[Stage] = []
+    named: dict[str, Stage] = {}  # the first stage of each name, as `FROM <name>` finds it
     stage: Stage | None = None
     for instruction in dockerfile.instructions:
         keyword = instruction.keyword
         if keyword == "FROM":
-            stage = _start_stage(instruction, stages, global_args)
+            stage = _start_stage(instruction, stages, named, global_args)
             stages.append(stage)
+            if stage.name:
+                named.setdefault(stage.name, stage)
             continue
         if stage is None:
             if keyword == "ARG":
@@ -387,11 +403,12 @@ def run_contexts(dockerfile: Dockerfile) -> Iterator[RunContext]:
                 _learn_accounts(stage, list(run.commands), variables)
 
 
-def _start_stage(instruction: Instruction, stages: list[Stage], global_args: dict[str, str]) -> Stage:
+def _start_stage(instruction: Instruction, stages: list[Stage], named: Mapping[str, Stage],
+                 global_args: dict[str, str]) -> Stage:
     values = instruction.value
     image = expand(values[0], global_args) if values else ""
     name = values[2].lower() if len(values) >= 3 and values[1].upper() == "AS" else None
-    parent = next((s for s in stages if s.name == image.lower()), None)
+    parent = named.get(image.lower())
     if parent is None and image.isdigit() and int(image) < len(stages):
         parent = stages[int(image)]
     if parent is not None:

@@ -635,7 +635,7 @@ def image_env(run: RunContext, command: Command, defaults: Mapping[str, Mapping[
 class _StageOutline:
     name: str | None
     parent: int | None  # the stage it is built FROM, when that is a stage of the file
-    instructions: tuple[Instruction, ...]
+    instructions: list[Instruction]
 
 
 def _outline(dockerfile: Dockerfile) -> list[_StageOutline]:
@@ -649,10 +649,9 @@ def _outline(dockerfile: Dockerfile) -> list[_StageOutline]:
             name = values[2].lower() if len(values) >= 3 and values[1].upper() == "AS" else None
             if name:
                 names[name] = len(stages)
-            stages.append(_StageOutline(name, parent, ()))
+            stages.append(_StageOutline(name, parent, []))
         elif stages:
-            last = stages[-1]
-            stages[-1] = _StageOutline(last.name, last.parent, (*last.instructions, instruction))
+            stages[-1].instructions.append(instruction)
     return stages
 
 
@@ -664,11 +663,11 @@ def _runs(instruction: Instruction, uses: Callable[[Command], bool]) -> bool:
 
 def _lineage(stages: list[_StageOutline], index: int) -> list[int]:
     """The stage and the stages it is built from, nearest first."""
-    found, parent = [index], stages[index].parent
+    found, parent = {index: None}, stages[index].parent  # a dict: ordered, and a linear walk
     while parent is not None and parent not in found:
-        found.append(parent)
+        found[parent] = None
         parent = stages[parent].parent
-    return found
+    return list(found)
 
 
 def copied_into(dockerfile: Dockerfile, run: RunContext, folder: str) -> bool:
