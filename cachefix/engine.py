@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+from cachefix.limits import check_parsed, check_text
 from cachefix.model import Edit, Finding
 from cachefix.rewriter.context import run_contexts
 from cachefix.rewriter.dockerfile import Dockerfile, DockerfileSyntaxError, parse
@@ -123,11 +124,19 @@ def _directive_for(dockerfile: Dockerfile, fixes: Iterable[Finding], settings: S
     return directive_edit(dockerfile, settings.syntax, adds_mounts=True)
 
 
+def _parse_within_limits(text: str) -> Dockerfile:
+    """The parsed file; OverLimit (a DockerfileSyntaxError) for one too large to check quickly."""
+    check_text(text)
+    dockerfile = parse(text)
+    check_parsed(dockerfile)
+    return dockerfile
+
+
 def check(text: str, settings: Settings) -> Outcome:
     """What `cachefix check` needs: the findings, with no fix applied and no second pass."""
     if skips_file(text):
         return Outcome([], text, skipped=True)
-    dockerfile = parse(text)
+    dockerfile = _parse_within_limits(text)
     found, ignored = _checked(dockerfile, settings)
     findings = _with_directive(dockerfile, found, settings)
     return Outcome(findings, text, findings, ignored, ignored)
@@ -141,7 +150,7 @@ def fix(text: str, settings: Settings) -> Outcome:
     """
     if skips_file(text):
         return Outcome([], text, skipped=True)
-    dockerfile = parse(text)
+    dockerfile = _parse_within_limits(text)
     found, ignored = _checked(dockerfile, settings)
     accepted: list[Edit] = []
     applied: list[Finding] = []

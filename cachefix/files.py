@@ -14,9 +14,9 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from cachefix.limits import MAX_BYTES
 from cachefix.workers import Orphaned, orphaned
 
-MAX_BYTES = 4 * 1024 * 1024  # no real Dockerfile is near this; a bigger file is not one
 TEMP_PREFIX = ".cachefix-tmp-"  # no Dockerfile name pattern can match it, whatever random letters follow
 _KINDS = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
           stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import NamedTuple
 
+from cachefix.limits import MAX_VALUE_BYTES, OverLimit
 from cachefix.rewriter.dockerfile import Dockerfile, Heredoc, Instruction
 from cachefix.rewriter.shell import Command, commands, exec_form_commands
 
@@ -146,12 +147,20 @@ def command_env(run: RunContext, command: Command) -> dict[str, str]:
 
 
 def expand(word: str, variables: Mapping[str, str]) -> str:
-    """Expand `$VAR`, `${VAR}` and `${VAR:-default}` like the Dockerfile frontend does."""
+    """Expand `$VAR`, `${VAR}` and `${VAR:-default}` like the Dockerfile frontend does.
+
+    OverLimit when the values put in come to more than MAX_VALUE_BYTES: each `ENV B=$A$A`
+    doubles a value, and forty of them would fill any memory."""
+    added = 0
+
     def sub(match: re.Match[str]) -> str:
+        nonlocal added
         name = match.group("braced") or match.group("plain")
-        if name in variables:
-            return variables[name]
-        return match.group("default") or ""
+        value = variables[name] if name in variables else match.group("default") or ""
+        added += len(value)
+        if added > MAX_VALUE_BYTES:
+            raise OverLimit("bytes of variables expanded in one value", MAX_VALUE_BYTES)
+        return value
     return _VAR.sub(sub, word)
 
 

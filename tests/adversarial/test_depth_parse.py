@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cachefix.limits import MAX_SEPARATORS
 from cachefix.rewriter.shell import MAX_DEPTH, ShellTooDeep, commands
 from tests.adversarial.files_support import FIXED_LINE, cachefix, one_line
 from tests.helpers import write
@@ -32,9 +33,9 @@ def test_the_issues_ten_thousand_nested_substitutions_are_refused_and_left_alone
     path = write(tmp_path / "Dockerfile", text)
     result = cachefix("fix", "Dockerfile", cwd=tmp_path)
     assert result.returncode == 2
-    assert one_line(result.stdout.strip().splitlines()[0]) == (
-        f"Dockerfile: error: shell nested more than {MAX_DEPTH} levels deep (command substitutions or `sh -c` "
-        "strings): cachefix does not analyse it")
+    assert one_line(result.stdout.strip().splitlines()[0]) == (  # its 20,000 parentheses are over a limit first
+        f"Dockerfile: error: more than {MAX_SEPARATORS:,} command separators (; & | ( ) ` new lines) in RUN "
+        "instructions, over cachefix's limit: the file is not checked")
     assert path.read_text() == text
 
 
@@ -48,7 +49,7 @@ def test_substitutions_nested_up_to_the_limit_still_get_their_fix(tmp_path: Path
 @pytest.mark.parametrize(("opening", "closing"), [("( ", " )"), ("{ ", "; }"), ("if true; then ", "; fi")])
 def test_nesting_that_costs_nothing_extra_is_analysed_at_any_depth(tmp_path: Path, opening: str,
                                                                     closing: str) -> None:
-    path = write(tmp_path / "Dockerfile", dockerfile(opening * 3_000 + PIP + closing * 3_000))
+    path = write(tmp_path / "Dockerfile", dockerfile(opening * 600 + PIP + closing * 600))  # within MAX_SEPARATORS
     result = cachefix("fix", "Dockerfile", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert path.read_text().splitlines()[-1].startswith(FIXED_LINE.removesuffix(PIP))
@@ -78,7 +79,7 @@ def test_deep_dockerfile_constructs_are_an_error_not_a_traceback(tmp_path: Path,
 
 def test_a_heredoc_line_with_a_word_of_megabytes_still_gets_its_fix(tmp_path: Path) -> None:
     """The heredoc lexer grew its words a character at a time: quadratic in the word's length."""
-    word = "\\\n".join(["a" * 200] * 10_000)
+    word = "\\\n".join(["a" * 200] * 300)  # as long as MAX_SHELL_BYTES allows
     path = write(tmp_path / "Dockerfile", f"FROM python:3.12-slim\nRUN {PIP} {word} <<EOF\nbody\nEOF\n")
     result = cachefix("fix", "Dockerfile", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

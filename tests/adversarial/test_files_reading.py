@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cachefix.files import FileTooLarge, NotRegularFile, read_regular_file
+from cachefix.files import MAX_BYTES, FileTooLarge, NotRegularFile, read_regular_file
 from tests.adversarial.files_support import UNCACHED, cachefix
 from tests.helpers import write
 
@@ -74,7 +74,7 @@ def test_reading_a_fifo_raises_at_once(tmp_path: Path) -> None:
 
 
 def test_a_file_larger_than_the_limit_is_one_line(tmp_path: Path) -> None:
-    write(tmp_path / "Dockerfile", UNCACHED + "#" * (4 * 1024 * 1024))
+    write(tmp_path / "Dockerfile", UNCACHED + "#" * MAX_BYTES)
     result = cachefix("check", "Dockerfile", cwd=tmp_path)
     assert result.returncode == 2
-    assert "Dockerfile: error: too large for a Dockerfile (the limit is 4194304 bytes)" in result.stdout
+    assert f"Dockerfile: error: too large for a Dockerfile (the limit is {MAX_BYTES} bytes)" in result.stdout
