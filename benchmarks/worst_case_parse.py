@@ -7,8 +7,8 @@ instructions, bytes of shell, variables) allow, or as a real builder's limits al
 reads lines of at most 64 KiB, so long scripts are continued over many lines), and timed as a
 user runs it, in a new process. The exit status is printed too: 0 or 1 means the file was
 checked, 2 that it was refused with a one-line error. Every case that is checked should take
-well under a second; `--over` makes each case one step past its limit instead, to show the
-refusal is quick too.
+well under a second; `--over` makes each case sized by a cachefix limit a tenth past it
+instead, to show the refusal is quick too.
 
     python benchmarks/worst_case_parse.py                  # every case
     python benchmarks/worst_case_parse.py nested-dollar-paren pipeline --runs 3
@@ -173,7 +173,7 @@ def line_of_size_limit() -> str:
 
 def long_word_with_heredoc() -> str:
     """A word of all the shell allowed, continued over lines, on a line with `<<`: heredoc words are lexed."""
-    word = "a" * BUDGET
+    word = "a" * _fill("a", BUDGET, shell=False)
     return HEAD + "RUN " + PIP + " <<EOF " + "\\\n".join(word[i:i + 200] for i in range(0, len(word), 200)) + (
         "\nx\nEOF\n")
 
@@ -221,12 +221,9 @@ def env_and_runs() -> str:
 
 def doubling_env() -> str:
     """`ENV A1=$A0$A0 A2=$A1$A1 ...`: each value twice the last, as long as the limit allows."""
-    levels = 1
-    while 2 ** (levels + 1) <= MAX_VALUE_BYTES:
-        levels += 1
-    levels += 1 if OVER else 0
-    pairs = " ".join(f"A{i}=$A{i - 1}$A{i - 1}" for i in range(1, levels))
-    return HEAD + "ENV A0=x " + pairs + "\nRUN " + PIP + " $A" + str(levels - 1) + "\n"
+    top = MAX_VALUE_BYTES.bit_length() - 1 + OVER  # A<n> is 2**n bytes
+    pairs = " ".join(f"A{i}=$A{i - 1}$A{i - 1}" for i in range(1, top + 1))
+    return HEAD + "ENV A0=x " + pairs + "\nRUN " + PIP + " $A" + str(top) + "\n"
 
 
 def comment_lines() -> str:
