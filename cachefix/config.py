@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from cachefix.discovery import BadPattern, compile_patterns, warn_on_stderr
-from cachefix.files import MAX_BYTES, read_regular_file
+from cachefix.files import read_regular_file
+from cachefix.limits import MAX_CONFIG_BYTES
 from cachefix.model import Severity
 from cachefix.rewriter.syntax import is_image_reference
 from cachefix.rules.base import Options
@@ -179,7 +180,7 @@ def _read(path: Path, *, required: bool) -> bytes | None:
     try:
         if not required and (os.path.isdir(path) or not _trusted(path)):
             return None  # checked before reading: what another user planted is never read
-        data = read_regular_file(path, MAX_BYTES)
+        data = read_regular_file(path, MAX_CONFIG_BYTES)
     except (FileNotFoundError, NotADirectoryError) as exc:
         if required:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from cachefix.rewriter.dockerfile import Dockerfile, DockerfileSyntaxError, Instruction
 
-# Bytes of a file (Dockerfiles and configuration files): flags and other words are read one by
-# one (25,000 `--mount` flags take seconds). 12 times the largest real Dockerfile.
+# Bytes of a Dockerfile: flags and other words are read one by one (25,000 `--mount` flags
+# take seconds). 12 times the largest real Dockerfile.
 MAX_BYTES = 256 * 1024
+# Bytes of a configuration file (pyproject.toml can be large, and only its TOML is read): enough
+# to stop a FIFO or /dev/zero, not a limit on its contents.
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
 # Physical lines, comments and continuations included: the parser's cost is per line. 20 times real.
 MAX_LINES = 10_000
 # Instructions (FROM included, so stages too). 8 times real.
@@ -56,11 +59,12 @@ def check_text(text: str) -> None:
 
 
 def check_parsed(dockerfile: Dockerfile) -> None:
-    """Refuse a parsed file with too many instructions, bytes of shell or variables, before any rule runs."""
+    """Refuse a parsed file over a limit on instructions, heredocs, variables, RUNs, bytes of
+    shell or command separators, before any rule runs."""
     instructions = dockerfile.instructions
     if len(instructions) > MAX_INSTRUCTIONS:
         raise OverLimit("instructions", MAX_INSTRUCTIONS)
-    if sum(len(i.heredocs) + len(i.inner.heredocs if i.inner else ()) for i in instructions) > MAX_HEREDOCS:
+    if sum(len(_target(i).heredocs) for i in instructions) > MAX_HEREDOCS:
         raise OverLimit("heredocs", MAX_HEREDOCS)
     if sum(_variables(i) for i in instructions) > MAX_VARIABLES:
         raise OverLimit("ENV and ARG variables", MAX_VARIABLES)
@@ -73,9 +77,14 @@ def check_parsed(dockerfile: Dockerfile) -> None:
         raise OverLimit("command separators (; & | ( ) ` new lines) in RUN instructions", MAX_SEPARATORS)
 
 
+def _target(instruction: Instruction) -> Instruction:
+    """The instruction itself, or the one an ONBUILD adds."""
+    return instruction.inner if instruction.keyword == "ONBUILD" and instruction.inner else instruction
+
+
 def _shell(instruction: Instruction) -> str | None:
     """What a RUN (or ONBUILD RUN) runs: its command line and heredoc bodies; None for another instruction."""
-    target = instruction.inner if instruction.keyword == "ONBUILD" and instruction.inner else instruction
+    target = _target(instruction)
     if target.keyword != "RUN":
         return None
     return " ".join(target.value) + "".join("\n" + h.content for h in target.heredocs)
