@@ -8,14 +8,14 @@ timeout bounds each test.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
+from tests.adversarial.http_support import serving
 from tests.downloads import conftest
 from tests.downloads.conftest import cachefix
 
@@ -43,12 +43,8 @@ class _Trickle(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def trickle() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/slow.bin"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_Trickle) as base:
+        yield base + "/slow.bin"
 
 
 def test_a_trickle_under_the_speed_limit_fails(trickle: str, cache_dir: Path) -> None:

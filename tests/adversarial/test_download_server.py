@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
+from tests.adversarial.http_support import serving
 from tests.downloads import conftest
 from tests.downloads.conftest import FaultServer, cachefix, payload
 
@@ -36,12 +36,8 @@ class _Endless(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def endless() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Endless)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/zeros"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_Endless) as base:
+        yield base + "/zeros"
 
 
 def test_an_endless_body_stops_at_max_filesize(endless: str, cache_dir: Path) -> None:
