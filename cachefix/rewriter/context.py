@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import getopt
 import re
-import shlex
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -165,14 +164,39 @@ def expand(word: str, variables: Mapping[str, str]) -> str:
 
 
 def unquote(word: str, variables: Mapping[str, str]) -> str:
-    """An ENV/ARG value as the frontend stores it: quotes removed, variables expanded."""
+    """An ENV/ARG value as the frontend stores it: quotes removed, variables expanded.
+
+    A `$` inside single quotes or after a backslash is a literal dollar, not a variable: in
+    `ENV PIP_CACHE_DIR=/a\\$b` the folder is `/a$b`, and a mount on `/a` would cache nothing."""
     if "'" not in word and '"' not in word and "\\" not in word:
         return expand(word, variables)
-    try:
-        parts = shlex.split(word.replace("$", "\0"), posix=True)
-    except ValueError:
+    marked = _literal_dollars_marked(word)
+    if marked is None:  # an unbalanced quote: BuildKit refuses the file before this matters
         return expand(word, variables)
-    return expand(" ".join(parts).replace("\0", "$"), variables)
+    return expand(marked, variables).replace("\0", "$")
+
+
+def _literal_dollars_marked(word: str) -> str | None:
+    """`word` with its quotes and escapes removed and each literal `$` written as NUL."""
+    out: list[str] = []
+    quote = ""
+    i = 0
+    while i < len(word):
+        ch = word[i]
+        if quote == "'":
+            if ch == "'":
+                quote = ""
+            else:
+                out.append("\0" if ch == "$" else ch)
+        elif ch == "\\" and i + 1 < len(word) and (not quote or word[i + 1] in '"\\$'):
+            i += 1
+            out.append("\0" if word[i] == "$" else word[i])
+        elif ch in "'\"" and (not quote or ch == quote):
+            quote = "" if quote else ch
+        else:
+            out.append(ch)
+        i += 1
+    return None if quote else "".join(out)
 
 
 def _base_image_defaults(stage: Stage) -> None:

@@ -108,3 +108,16 @@ def test_maven_options_with_quotes_leave_the_file_alone(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout + done.stderr
     assert dockerfile.read_text() == original
     assert "CF503  not fixed" in done.stdout
+
+
+@pytest.mark.parametrize("value", [r"/a\$b", "'/a$b'", r'"/a\$b"'])
+def test_a_literal_dollar_in_a_cache_folder_is_not_a_variable(tmp_path: Path, value: str) -> None:
+    """`/a\\$b` is the folder `/a$b` to BuildKit; reading `$b` as an empty variable would mount `/a`."""
+    dockerfile = tmp_path / "Dockerfile"
+    original = f"FROM python:3.12\nENV PIP_CACHE_DIR={value}\nRUN pip install flask\n"
+    dockerfile.write_text(original)
+    done = subprocess.run([sys.executable, "-m", "cachefix", "fix", "--syntax", "none", str(dockerfile)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert dockerfile.read_text() == original
+    assert "target=/a " not in done.stdout and "/a$b" in done.stdout
