@@ -64,7 +64,7 @@ def check_parsed(dockerfile: Dockerfile) -> None:
     instructions = dockerfile.instructions
     if len(instructions) > MAX_INSTRUCTIONS:
         raise OverLimit("instructions", MAX_INSTRUCTIONS)
-    if sum(len(_target(i).heredocs) for i in instructions) > MAX_HEREDOCS:
+    if sum(len(i.unwrapped.heredocs) for i in instructions) > MAX_HEREDOCS:
         raise OverLimit("heredocs", MAX_HEREDOCS)
     if sum(_variables(i) for i in instructions) > MAX_VARIABLES:
         raise OverLimit("ENV and ARG variables", MAX_VARIABLES)
@@ -77,14 +77,9 @@ def check_parsed(dockerfile: Dockerfile) -> None:
         raise OverLimit("command separators (; & | ( ) ` new lines) in RUN instructions", MAX_SEPARATORS)
 
 
-def _target(instruction: Instruction) -> Instruction:
-    """The instruction itself, or the one an ONBUILD adds."""
-    return instruction.inner if instruction.keyword == "ONBUILD" and instruction.inner else instruction
-
-
 def _shell(instruction: Instruction) -> str | None:
     """What a RUN (or ONBUILD RUN) runs: its command line and heredoc bodies; None for another instruction."""
-    target = _target(instruction)
+    target = instruction.unwrapped
     if target.keyword != "RUN":
         return None
     return " ".join(target.value) + "".join("\n" + h.content for h in target.heredocs)

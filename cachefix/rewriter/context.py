@@ -86,7 +86,7 @@ class RunContext:
         self.user = stage.user
         self.uid, self.gid, self.home = uid, gid, home
         self.origins = dict(stage.origins)  # where each variable of `env` was set, as of this RUN
-        self._target = instruction.inner if instruction.keyword == "ONBUILD" and instruction.inner else instruction
+        self._target = instruction.unwrapped
         self.shell_form = not self._target.json
 
     @cached_property
@@ -365,7 +365,7 @@ def resolve_user(stage: Stage) -> tuple[int | None, int | None, str | None]:
 
 def run_commands(instruction: Instruction) -> list[Command]:
     """The commands a RUN executes: its command line's, and those of heredocs run as scripts."""
-    target = instruction.inner if instruction.keyword == "ONBUILD" and instruction.inner else instruction
+    target = instruction.unwrapped
     script, offsets = target.shell_source()
     if target.json:
         return exec_form_commands(target.value, script, offsets)
@@ -429,7 +429,7 @@ def run_contexts(dockerfile: Dockerfile) -> Iterator[RunContext]:
             stage.workdir = path if path.startswith("/") else f"{stage.workdir.rstrip('/')}/{path}"
         elif stage.windows:
             continue  # RUN on Windows: no Linux cache paths, no POSIX shell
-        elif keyword == "RUN" or (keyword == "ONBUILD" and instruction.inner and instruction.inner.keyword == "RUN"):
+        elif instruction.unwrapped.keyword == "RUN":
             run = RunContext(instruction, stage, dict(variables), *resolve_user(stage))
             yield run
             if keyword == "RUN" and run.mentions(ACCOUNT_COMMANDS):

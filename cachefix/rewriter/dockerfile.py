@@ -132,6 +132,12 @@ class Instruction:
     _segs: tuple[tuple[int, int, int], ...] = field(default=(), repr=False, compare=False)
     _args: tuple[int, int] = field(default=(0, 0), repr=False, compare=False)
 
+    @property
+    def unwrapped(self) -> Instruction:
+        """The instruction itself, or the one an ONBUILD wraps: what a build step will run.
+        The one place ONBUILD is seen through, so no caller can forget it."""
+        return self.inner or self
+
     def shell_source(self) -> tuple[str, tuple[int, ...]]:
         """The args as BuildKit hands them to the shell, plus each char's offset in the file.
 

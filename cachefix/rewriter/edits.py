@@ -21,7 +21,7 @@ class EditConflict(ValueError):
 
 def add_flag(instruction: Instruction, flag: str) -> Edit:
     """Insert ` --mount=...` right after the RUN keyword (inside ONBUILD too)."""
-    target = instruction.inner if instruction.keyword == "ONBUILD" and instruction.inner else instruction
+    target = instruction.unwrapped
     end = target.keyword_span[1]
     return Edit(end, end, " " + flag)
 

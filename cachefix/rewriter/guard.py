@@ -34,7 +34,7 @@ def unintended_change(before: Dockerfile, after: Dockerfile, requested: str | No
     for old, new in zip(before.instructions, after.instructions, strict=True):
         if _shape(old) != _shape(new):
             return f"the {old.keyword} instruction on line {old.start_line} would change"
-    flags = {after.text[f.span[0]:f.span[1]] for i in after.instructions for f in (i.inner or i).flags}
+    flags = {after.text[f.span[0]:f.span[1]] for i in after.instructions for f in i.unwrapped.flags}
     broken = next((flag for flag in written_flags if flag not in flags), None)
     return None if broken is None else f"`{displayable(broken)}` would not read back as one flag"
 

@@ -114,7 +114,7 @@ def parse_mount(value: str) -> dict[str, str]:
 
 
 def existing_mounts(instruction: Instruction) -> list[ExistingMount]:
-    target = instruction.inner if instruction.keyword == "ONBUILD" and instruction.inner else instruction
+    target = instruction.unwrapped
     return [ExistingMount(flag, parse_mount(flag.value or "")) for flag in target.flags if flag.name == "mount"]
 
 

@@ -65,7 +65,7 @@ def needed_version(dockerfile: Dockerfile, adds_mounts: bool) -> Version | None:
     """The oldest frontend that understands everything the file uses (after the fix)."""
     needed: list[Version] = [(1, 2)] if adds_mounts else []
     for instruction in dockerfile.instructions:
-        target = instruction.inner or instruction
+        target = instruction.unwrapped
         if target.heredocs or any(f.name == "link" for f in target.flags):
             needed.append((1, 4))
         for flag in target.flags:
