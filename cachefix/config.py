@@ -30,7 +30,7 @@ from cachefix.files import read_regular_file
 from cachefix.limits import MAX_CONFIG_BYTES
 from cachefix.model import Severity
 from cachefix.rewriter.syntax import is_image_reference
-from cachefix.rules.base import Options
+from cachefix.rules.rule import Options
 from cachefix.rules.registry import UnknownRule, all_rules, select_rules
 from cachefix.suppressions import InvalidSuppression, displayable
 

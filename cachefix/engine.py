@@ -7,19 +7,20 @@ easy to test on strings.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from cachefix.limits import check_parsed, check_text
 from cachefix.model import Edit, Finding
-from cachefix.rewriter.context import run_contexts
+from cachefix.rewriter.context import replay
 from cachefix.rewriter.dockerfile import Dockerfile, DockerfileSyntaxError, parse
 from cachefix.rewriter.edits import EditConflict, apply
 from cachefix.rewriter.guard import unintended_change
+from cachefix.rewriter.mounts import parse_mount
 from cachefix.rewriter.syntax import directive_edit
-from cachefix.rules.base import Rule
-from cachefix.rules.syntax import SyntaxRule
-from cachefix.suppressions import Suppressions, skips_file
+from cachefix.rules.builtin.syntax import SyntaxRule
+from cachefix.rules.rule import FileScope, Rule
+from cachefix.suppressions import InvalidSuppression, Suppressions, skips_file
 
 
 class BrokenRewrite(Exception):
@@ -55,37 +56,30 @@ def _in_order(findings: Iterable[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (f.start.line, f.start.column, f.code))
 
 
-def _rule_findings(dockerfile: Dockerfile, settings: Settings) -> list[Finding]:
-    run_rules = [r for r in settings.rules if not isinstance(r, SyntaxRule)]
-    findings: list[Finding] = []
-    for run in run_contexts(dockerfile):
-        for rule in run_rules:
-            if not rule.triggers or run.mentions(rule.triggers):
-                findings.extend(rule.findings(run, dockerfile))
-    for rule in settings.rules:
-        if isinstance(rule, SyntaxRule):
-            findings.extend(rule.check_file(dockerfile, settings.syntax))
-    return findings
-
-
 def _checked(dockerfile: Dockerfile, settings: Settings) -> tuple[list[Finding], list[Finding]]:
-    """(findings that count, CF900 for broken suppressions included; findings a comment silenced)."""
+    """(findings that count, those of rules no comment silences included; findings a comment silenced).
+    Problems with the suppression comments themselves are reported whatever rules are selected."""
     if skips_file(dockerfile.text):
         return [], []
     suppressions = Suppressions.read(dockerfile)
-    kept, silenced = suppressions.partition(_rule_findings(dockerfile, settings))
-    return _in_order([*_unless_pinned_too_old(dockerfile, kept), *suppressions.problems]), _in_order(silenced)
+    scope = FileScope(dockerfile, settings.syntax, suppressions, replay(dockerfile).runs)
+    found: list[Finding] = []
+    unsilenced: list[Finding] = []
+    for rule in [*settings.rules, InvalidSuppression()]:
+        (found if rule.silenceable else unsilenced).extend(rule.lint(scope))
+    kept, silenced = suppressions.partition(found)
+    return _in_order([*_unless_pinned_too_old(dockerfile, kept), *unsilenced]), _in_order(silenced)
 
 
 def _unless_pinned_too_old(dockerfile: Dockerfile, findings: list[Finding]) -> list[Finding]:
     """Mount fixes are withheld when `# syntax=` pins by digest a frontend without `RUN --mount`:
     only the user can renew the digest, and a mount would break the build until then."""
-    if not any(_adds_mount(f.edits) for f in findings) or any(f.code == SyntaxRule.code for f in findings):
+    if not any(_adds_mount(f) for f in findings) or any(f.code == SyntaxRule.code for f in findings):
         return findings
     blocker = SyntaxRule().pinned_too_old(dockerfile, adds_mounts=True)
     if blocker is None:
         return findings
-    return [blocker, *(replace(f, edits=()) if _adds_mount(f.edits) else f for f in findings)]
+    return [blocker, *(replace(f, edits=()) if _adds_mount(f) else f for f in findings)]
 
 
 def lint(dockerfile: Dockerfile, settings: Settings) -> list[Finding]:
@@ -101,25 +95,27 @@ def _with_directive(dockerfile: Dockerfile, findings: list[Finding], settings: S
     if edit is None:
         return findings
     findings = list(findings)
-    first = next(i for i, f in enumerate(findings) if _adds_mount(f.edits))
+    first = next(i for i, f in enumerate(findings) if _adds_mount(f))
     findings[first] = replace(findings[first], edits=(*findings[first].edits, edit))
     return findings
 
 
-def _locked_mount(edit: Edit) -> bool:
-    """Sorts locked mounts after the other mounts inserted at the same place: buildah before
-    1.29 releases only the lock of a RUN's last cache mount (buildah#4349)."""
-    return "--mount=" in edit.replacement and "sharing=locked" in edit.replacement
+def _locked_last(applied: Iterable[Finding]) -> Callable[[Edit], bool]:
+    """A sort key that puts the edits writing locked mounts after the other mounts inserted at the
+    same place: buildah before 1.29 releases only the lock of a RUN's last cache mount (buildah#4349)."""
+    locked = {flag for f in applied for flag in f.mounts
+              if parse_mount(flag.removeprefix("--mount=")).get("sharing") == "locked"}
+    return lambda edit: edit.replacement.strip() in locked
 
 
-def _adds_mount(edits: Iterable[Edit]) -> bool:
-    return any("--mount=type=cache" in e.replacement for e in edits)
+def _adds_mount(finding: Finding) -> bool:
+    return bool(finding.mounts) and finding.fixable
 
 
 def _directive_for(dockerfile: Dockerfile, fixes: Iterable[Finding], settings: Settings) -> Edit | None:
     """The `# syntax=` edit needed once these fixes add mounts, unless a CF001 fix is among them."""
     fixes = list(fixes)
-    if not any(_adds_mount(f.edits) for f in fixes) or any(f.code == SyntaxRule.code for f in fixes):
+    if not any(_adds_mount(f) for f in fixes) or any(f.code == SyntaxRule.code for f in fixes):
         return None
     return directive_edit(dockerfile, settings.syntax, adds_mounts=True)
 
@@ -166,7 +162,7 @@ def fix(text: str, settings: Settings) -> Outcome:
     directive = _directive_for(dockerfile, applied, settings)
     if directive is not None:
         accepted.append(directive)
-    accepted.sort(key=_locked_mount)
+    accepted.sort(key=_locked_last(applied))
     findings = _with_directive(dockerfile, found, settings)
     fixed = apply(text, accepted) if accepted else text
     if fixed == text:
@@ -175,8 +171,7 @@ def fix(text: str, settings: Settings) -> Outcome:
         after = parse(fixed)
     except DockerfileSyntaxError as exc:
         raise BrokenRewrite(f"the fix would make the file invalid ({exc}); left unchanged") from exc
-    written_flags = [e.replacement.strip() for e in accepted if e.replacement.lstrip().startswith("--mount=")]
-    change = unintended_change(dockerfile, after, settings.syntax, written_flags)
+    change = unintended_change(dockerfile, after, settings.syntax, [flag for f in applied for flag in f.mounts])
     if change is not None:
         raise BrokenRewrite(f"the fix would change more than cache settings ({change}); left unchanged")
     remaining, still_ignored = _checked(after, settings)

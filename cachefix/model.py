@@ -48,6 +48,10 @@ class Finding:
     edits: tuple[Edit, ...] = ()
     # Other places the finding concerns, as (start, end): the RUNs a stage-wide ENV affects.
     related: tuple[tuple[Position, Position], ...] = ()
+    # The `--mount=type=cache,...` flags the edits write, as written: the engine orders and
+    # checks mounts by these, never by reading edit text.
+    mounts: tuple[str, ...] = ()
+    fix_title: str = ""  # what the fix does, in a few words ("add --mount=...")
 
     @property
     def fixable(self) -> bool:

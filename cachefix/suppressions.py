@@ -16,10 +16,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from cachefix.model import Finding, Position
-from cachefix.rewriter.context import RunContext
 from cachefix.rewriter.dockerfile import Dockerfile
-from cachefix.rules.base import Rule
 from cachefix.rules.registry import UnknownRule, select_rules
+from cachefix.rules.rule import FileRule, FileScope
 
 _DIRECTIVE = re.compile(r"#\s*cachefix\s*:\s*(?P<body>.*?)\s*$", re.IGNORECASE)
 # `ignore[CODES]`, `ignore [CODES]` (the same) or `skip-file`, then nothing or free text after a space.
@@ -30,7 +29,7 @@ _NO_COLON = re.compile(r"#\s*cachefix[\s=.,;_-]*(?:ignore|skip[-_ ]?file)\b", re
 _LOOKALIKES = str.maketrans("асеһіјкорѕхɡıοκ", "acehijkopsxgiok")
 
 
-class InvalidSuppression(Rule):
+class InvalidSuppression(FileRule):
     """
     ## What it does
     Reports a `# cachefix:` comment that silences nothing: an unknown rule code in
@@ -66,8 +65,12 @@ class InvalidSuppression(Rule):
     manager = "cachefix"
     summary = "a `# cachefix:` comment that cannot work"
 
-    def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
-        return ()  # findings come from `Suppressions.read`, not from RUNs
+    silenceable = False
+
+    def check_file(self, scope: FileScope) -> Iterable[Finding]:
+        """The problems `Suppressions.read` found in the file's comments."""
+        assert isinstance(scope.suppressions, Suppressions)
+        return scope.suppressions.problems
 
 
 @dataclass(frozen=True)

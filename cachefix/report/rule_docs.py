@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 
-from cachefix.rules.base import Rule
+from cachefix.rules.rule import Rule
 from cachefix.rules.registry import all_rules
 from cachefix.suppressions import InvalidSuppression
 

@@ -19,7 +19,7 @@ from cachefix.model import Edit, FileError, LintReport, Severity
 from cachefix.report import ReportOptions
 from cachefix.report.items import Item, display_path, items
 from cachefix.report.rule_docs import documented_rules, section
-from cachefix.rules.base import Rule
+from cachefix.rules.rule import Rule
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}

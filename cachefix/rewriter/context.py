@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from cachefix.limits import MAX_VALUE_BYTES, OverLimit
 from cachefix.rewriter.dockerfile import Dockerfile, Heredoc, Instruction
-from cachefix.rewriter.shell import Command, commands, exec_form_commands
+from cachefix.rewriter.shell import Command, Word, commands, exec_form_commands, through_env
 
 _VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::?[-+](?P<default>[^}]*))?\}"
                   r"|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
@@ -58,17 +58,23 @@ class Stage:
     workdir: str = "/"
     accounts: dict[str, Account] = field(default_factory=dict)
     groups: dict[str, int] = field(default_factory=dict)
-    facts: set[str] = field(default_factory=set)  # things earlier RUNs did, e.g. "apt-keep-debs"
     # ids that useradd/adduser/groupadd took from a build ARG (`--uid "${UID}"`): ("uid"|"gid", id) → ARG name
     id_args: dict[tuple[str, int], str] = field(default_factory=dict)
     origins: dict[str, Instruction] = field(default_factory=dict)  # the ENV or ARG that set each variable
     windows: bool = False  # a Windows base image: Linux cache paths mean nothing there
+    parent: int | None = None  # the stage of this file it is built FROM
+    instructions: list[Instruction] = field(default_factory=list)  # after its FROM, in order
+
+    @property
+    def image(self) -> str:
+        """The base image as Docker Hub names it (`golang` for `docker.io/library/golang:1.22`)."""
+        return image_name(self.base_image)
 
     def derive(self, index: int, name: str | None) -> Stage:
         return replace(self, index=index, name=name, env=dict(self.env), args={},
-                       accounts=dict(self.accounts), groups=dict(self.groups), facts=set(self.facts),
-                       id_args=dict(self.id_args),
-                       origins={k: v for k, v in self.origins.items() if k in self.env})
+                       accounts=dict(self.accounts), groups=dict(self.groups), id_args=dict(self.id_args),
+                       origins={k: v for k, v in self.origins.items() if k in self.env},
+                       parent=self.index, instructions=[])
 
 
 class RunContext:
@@ -79,48 +85,64 @@ class RunContext:
     """
 
     def __init__(self, instruction: Instruction, stage: Stage, env: Mapping[str, str],
-                 uid: int | None, gid: int | None, home: str | None) -> None:
+                 uid: int | None, gid: int | None, home: str | None, replay: Replay) -> None:
         self.instruction = instruction
         self.stage = stage
         self.env = env
         self.user = stage.user
         self.uid, self.gid, self.home = uid, gid, home
+        self.replay = replay
         self.origins = dict(stage.origins)  # where each variable of `env` was set, as of this RUN
         self._target = instruction.unwrapped
         self.shell_form = not self._target.json
+
+    @property
+    def dockerfile(self) -> Dockerfile:
+        return self.replay.dockerfile
 
     @cached_property
     def text(self) -> str:
         """Everything the RUN executes, as text: its command line and heredoc bodies."""
         return " ".join(self._target.value) + "".join("\n" + h.content for h in self._target.heredocs)
 
+    @cached_property
+    def _expanded_text(self) -> str:
+        return expand(self.text, self.env) if "$" in self.text else self.text
+
     def mentions(self, words: Iterable[str]) -> bool:
-        """A cheap first look: does any of these words appear anywhere in the RUN?"""
-        return any(word in self.text for word in words)
+        """A cheap first look: does any of these words appear in the RUN, as written or with the
+        file's variables expanded (`RUN $UV pip install` after `ENV UV=/usr/local/bin/uv`)?"""
+        words = tuple(words)
+        return any(word in self.text for word in words) or any(word in self._expanded_text for word in words)
 
     @cached_property
-    def commands(self) -> tuple[Command, ...]:
-        return tuple(run_commands(self.instruction))
-
-    @cached_property
-    def _exports(self) -> tuple[dict[int, Mapping[str, str]], Mapping[str, str]]:
-        """The environment before each command (by id) and after the last, with the RUN's
-        `export`s applied in order: one pass, so asking for every command's is linear, and
-        commands between two exports share one mapping."""
+    def _resolved(self) -> tuple[tuple[Command, ...], dict[int, Mapping[str, str]], Mapping[str, str]]:
+        """The commands as they run (seen through `env`, the program word expanded where the file
+        sets its variables), the environment before each (by id) and after the last, with the
+        RUN's `export`s applied in order: one pass, so asking for every command's is linear."""
+        found: list[Command] = []
         before: dict[int, Mapping[str, str]] = {}
         env: Mapping[str, str] = self.env
-        for command in self.commands:
+        for parsed in run_commands(self.instruction):
+            command = through_env(parsed)
+            command = resolve_program(command, {**env, **{a.name: a.value or "" for a in command.assignments}},
+                                      self.home)
+            found.append(command)
             before[id(command)] = env
             if command.name == "export":
                 exported = {key: value for key, sep, value in
                             ((word.value or "").partition("=") for word in command.args) if sep}
                 if exported:
                     env = {**env, **exported}
-        return before, env
+        return tuple(found), before, env
+
+    @property
+    def commands(self) -> tuple[Command, ...]:
+        return self._resolved[0]
 
     def exported_before(self, command: Command) -> Mapping[str, str]:
         """ENV/ARG with the `export`s run before `command` (all of them for a command not of this RUN)."""
-        before, at_end = self._exports
+        _, before, at_end = self._resolved
         return before.get(id(command), at_end)
 
     @property
@@ -139,10 +161,41 @@ class RunContext:
 
 
 def command_env(run: RunContext, command: Command) -> dict[str, str]:
-    """The environment one command sees: ENV/ARG, `export`s earlier in the RUN, its prefixes."""
+    """The environment one command sees: ENV/ARG, `export`s earlier in the RUN, its prefixes,
+    less what `env -u` removes."""
     env = dict(run.exported_before(command))
     env.update((a.name, a.value or "") for a in command.assignments)
+    for name in command.unsets:
+        env.pop(name, None)
     return env
+
+
+def shell_env(run: RunContext) -> dict[str, str]:
+    """What the RUN's shell expands `$VAR` with: ENV, ARG and HOME."""
+    return {**run.env, **({"HOME": run.home} if run.home else {})}
+
+
+def word_path(word: Word, env: Mapping[str, str], home: str | None) -> str | None:
+    """The path a word names once the shell has expanded it: `~`, and `$VAR`/`${VAR}` that the
+    file sets (`rm -rf $POETRY_CACHE_DIR`). None when it depends on what the file does not show."""
+    path = word.value if word.value is not None else _static(word.raw, env)
+    if path is None:
+        return None
+    if home and (path == "~" or path.startswith("~/")):
+        path = home.rstrip("/") + path[1:]
+    return path
+
+
+def resolve_program(command: Command, env: Mapping[str, str], home: str | None) -> Command:
+    """The command with its program word expanded where the file sets the variables in it:
+    `$CONDA_DIR/bin/conda install` runs `/opt/conda/bin/conda` after `ENV CONDA_DIR=/opt/conda`.
+    The word keeps its place in the file, so edits around it still land where they should."""
+    if not command.words or command.words[0].value is not None:
+        return command
+    program = word_path(command.words[0], env, home)
+    if program is None:
+        return command
+    return replace(command, words=(command.words[0]._replace(value=program), *command.words[1:]))
 
 
 def expand(word: str, variables: Mapping[str, str]) -> str:
@@ -199,14 +252,23 @@ def _literal_dollars_marked(word: str) -> str | None:
     return None if quote else "".join(out)
 
 
+def image_name(reference: str) -> str:
+    """An image reference as Docker Hub names the image, without registry, tag or digest (`golang`
+    for `docker.io/library/golang:1.22-alpine`): the one normaliser, so every rule that knows
+    what an image sets looks it up the same way."""
+    image = reference.split("@", 1)[0].lower()
+    name, colon, tag = image.rpartition(":")
+    if not colon or "/" in tag:  # `registry:5000/x` has a port, not a tag
+        name = image
+    return name.removeprefix("docker.io/").removeprefix("index.docker.io/").removeprefix("library/")
+
+
 def _base_image_defaults(stage: Stage) -> None:
-    image = stage.base_image.split("@")[0].rsplit(":", 1)[0] if stage.base_image else ""
-    short = image.removeprefix("docker.io/").removeprefix("library/")
     for name, user, uid, gid, home in _IMAGE_ACCOUNTS:
-        if not name or short == name or short.startswith(name + ":"):
+        if not name or stage.image == name:
             stage.accounts[user] = Account(user, uid, gid, home)
     for name, user, *_ in _IMAGE_USERS:
-        if short == name:
+        if stage.image == name:
             stage.user = user
 
 
@@ -392,17 +454,29 @@ def _heredoc_offsets(heredoc: Heredoc) -> list[int] | None:
     return list(range(*heredoc.body_span))
 
 
-def run_contexts(dockerfile: Dockerfile) -> Iterator[RunContext]:
-    """Replay the file and yield each RUN (and ONBUILD RUN) with its context."""
+@dataclass
+class Replay:
+    """A whole file replayed once: its stages (with their instructions and parents) and its RUNs
+    with their contexts. Rules and the stage analysis (`cachefix.rewriter.stages`) read it; nothing
+    recomputes it."""
+
+    dockerfile: Dockerfile
+    stages: list[Stage] = field(default_factory=list)
+    runs: list[RunContext] = field(default_factory=list)
+
+
+def replay(dockerfile: Dockerfile) -> Replay:
+    """Replay the file in order: each stage's USER, ENV, ARG and WORKDIR, the accounts its RUNs
+    create, and each RUN (and ONBUILD RUN) with what is in effect for it."""
+    result = Replay(dockerfile)
     global_args: dict[str, str] = {}
-    stages: list[Stage] = []
     named: dict[str, Stage] = {}  # the first stage of each name, as `FROM <name>` finds it
     stage: Stage | None = None
     for instruction in dockerfile.instructions:
         keyword = instruction.keyword
         if keyword == "FROM":
-            stage = _start_stage(instruction, stages, named, global_args)
-            stages.append(stage)
+            stage = _start_stage(instruction, result.stages, named, global_args)
+            result.stages.append(stage)
             if stage.name:
                 named.setdefault(stage.name, stage)
             continue
@@ -410,6 +484,7 @@ def run_contexts(dockerfile: Dockerfile) -> Iterator[RunContext]:
             if keyword == "ARG":
                 _declare_args(instruction, global_args, global_args)
             continue
+        stage.instructions.append(instruction)
         variables = {**stage.args, **stage.env}
         if keyword == "ARG":
             _declare_args(instruction, stage.args, global_args)
@@ -430,10 +505,16 @@ def run_contexts(dockerfile: Dockerfile) -> Iterator[RunContext]:
         elif stage.windows:
             continue  # RUN on Windows: no Linux cache paths, no POSIX shell
         elif instruction.unwrapped.keyword == "RUN":
-            run = RunContext(instruction, stage, dict(variables), *resolve_user(stage))
-            yield run
+            run = RunContext(instruction, stage, dict(variables), *resolve_user(stage), replay=result)
+            result.runs.append(run)
             if keyword == "RUN" and run.mentions(ACCOUNT_COMMANDS):
                 _learn_accounts(stage, list(run.commands), variables)
+    return result
+
+
+def run_contexts(dockerfile: Dockerfile) -> Iterator[RunContext]:
+    """Each RUN (and ONBUILD RUN) of the file with its context."""
+    return iter(replay(dockerfile).runs)
 
 
 def _start_stage(instruction: Instruction, stages: list[Stage], named: Mapping[str, Stage],

@@ -54,6 +54,9 @@ class CacheMount(NamedTuple):
     sharing: str | None = None
     uid: int | None = None
     gid: int | None = None
+    # "0777" for a user whose uid the file does not show: anyone may write the new cache folder.
+    # BuildKit (frontend 1.2+) and buildah apply it when they create the cache, like uid/gid.
+    mode: str | None = None
 
     def render(self) -> str:
         """The flag; UnsafeMount when the target is not a plain absolute path (BuildKit would also
@@ -63,7 +66,7 @@ class CacheMount(NamedTuple):
         if "$" in self.target:
             raise UnsafeMount("target", self.target, "holds a `$`, which BuildKit would expand")
         options = [("type", "cache"), ("target", self.target), ("id", self.id), ("sharing", self.sharing),
-                   ("uid", self.uid), ("gid", self.gid)]
+                   ("uid", self.uid), ("gid", self.gid), ("mode", self.mode)]
         return mount_flag((k, str(v)) for k, v in options if v is not None and v != "")
 
     def satisfied_by(self, existing: ExistingMount) -> bool:
@@ -74,7 +77,16 @@ class CacheMount(NamedTuple):
             and (self.sharing is None or existing.options.get("sharing") == self.sharing)
             and (self.uid is None or existing.options.get("uid") == str(self.uid))
             and (self.gid is None or existing.options.get("gid") == str(self.gid))
+            and (self.mode is None or _octal(existing.options.get("mode")) == _octal(self.mode))
         )
+
+
+def _octal(mode: str | None) -> int | None:
+    """A mount's mode as BuildKit reads it (octal: `777` and `0777` are the same)."""
+    try:
+        return None if mode is None else int(mode, 8)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 from typing import NamedTuple
 
@@ -63,6 +63,7 @@ class Command:
     next_start: int | None = None  # file offset of the command after it
     in_pipeline: bool = False
     substituted: bool = False  # runs inside `$(...)`: its output is used by another command
+    unsets: tuple[str, ...] = ()  # variables `env -u NAME` removes for this command (see `through_env`)
 
     @cached_property
     def name(self) -> str:
@@ -422,3 +423,38 @@ def iter_options(words: Sequence[Word]) -> Iterator[tuple[int, str, str | None]]
             yield i, name, inline
         else:
             yield i, value, None
+
+
+_ENV_VALUE_OPTIONS = frozenset({"-u", "--unset", "-C", "--chdir", "-S", "--split-string"})
+
+
+def through_env(command: Command) -> Command:
+    """`env [-i] [-u NAME]... [NAME=value]... prog args` seen as the command it runs: `prog args`,
+    with env's `NAME=value` words as its assignments and `-u NAME` as `unsets`. Rules then see
+    the package manager, and a fix can edit its words; GNU's and BusyBox's env read these the same.
+    Unchanged when env's options are not static or it runs nothing (`env` alone prints the environment).
+    """
+    if command.name != "env":
+        return command
+    words, unsets, assignments = list(command.words[1:]), list(command.unsets), list(command.assignments)
+    while words:
+        value = words[0].value
+        if value is None:
+            return command
+        if value in ("-u", "--unset") and len(words) > 1 and words[1].value:
+            unsets.append(words[1].value)
+            words = words[2:]
+        elif value.startswith("--unset="):
+            unsets.append(value.partition("=")[2])
+            words = words[1:]
+        elif value.startswith("-") and value not in _ENV_VALUE_OPTIONS and value != "-":
+            words = words[1:]  # -i, -0, --ignore-environment: nothing a cache depends on
+        elif "=" in value and not value.startswith("="):
+            name, _, assigned = value.partition("=")
+            assignments.append(Assignment(name, assigned, words[0].span))
+            words = words[1:]
+        else:
+            break
+    if not words or (words[0].value or "").startswith("-"):
+        return command
+    return replace(command, assignments=tuple(assignments), words=tuple(words), unsets=tuple(unsets))

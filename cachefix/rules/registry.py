@@ -1,44 +1,40 @@
-"""Every rule cachefix knows: the built-in ones and plugins from the `cachefix.rules` entry-point group.
+"""Every rule cachefix knows: the modules of `cachefix.rules.builtin` and plugins from the
+`cachefix.rules` entry-point group.
 
-A plugin is a `cachefix.rules.base.Rule` subclass published by another package under
-`[project.entry-points."cachefix.rules"]`; it is loaded only when rules are listed or run.
+A plugin is a `cachefix.rules.rule.RunRule` (or `FileRule`) subclass published by another
+package under `[project.entry-points."cachefix.rules"]`; it is loaded only when rules are listed
+or run. Codes must be unique, plugins included: two rules with one code would make `--select`,
+`ignore[...]` and `explain` ambiguous.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import pkgutil
 import sys
 from functools import lru_cache
 
-from cachefix.rules.apk import ApkRule
-from cachefix.rules.apt import AptRule
-from cachefix.rules.base import Rule
-from cachefix.rules.bundler import BundlerRule
-from cachefix.rules.cargo import CargoRule
-from cachefix.rules.composer import ComposerRule
-from cachefix.rules.conda import CondaRule
-from cachefix.rules.dnf import DnfRule
-from cachefix.rules.go import GoRule
-from cachefix.rules.gradle import GradleRule
-from cachefix.rules.huggingface import HuggingFaceRule
-from cachefix.rules.maven import MavenRule
-from cachefix.rules.npm import NpmRule
-from cachefix.rules.pip import PipRule
-from cachefix.rules.pnpm import PnpmRule
-from cachefix.rules.poetry import PoetryRule
-from cachefix.rules.syntax import SyntaxRule
-from cachefix.rules.uv import UvRule
-from cachefix.rules.yarn import YarnRule
-
-BUILTIN: tuple[type[Rule], ...] = (SyntaxRule, PipRule, UvRule, PoetryRule, CondaRule, AptRule, ApkRule, DnfRule,
-                                   NpmRule, YarnRule, PnpmRule, HuggingFaceRule,
-                                   GoRule, CargoRule, MavenRule, GradleRule, ComposerRule,
-                                   BundlerRule)
+from cachefix.rules import builtin
+from cachefix.rules.rule import Rule
 
 
 class UnknownRule(KeyError):
     """A code given to --select, --ignore, explain or a suppression that no rule has."""
+
+
+class DuplicateCode(ValueError):
+    """Two rules, built in or plugins, claim one code."""
+
+
+def _builtin_rules() -> list[type[Rule]]:
+    """The rule classes defined in the modules of `cachefix.rules.builtin`."""
+    found: list[type[Rule]] = []
+    for module_info in pkgutil.iter_modules(builtin.__path__):
+        module = importlib.import_module(f"{builtin.__name__}.{module_info.name}")
+        found.extend(value for value in vars(module).values() if isinstance(value, type) and issubclass(value, Rule)
+                     and value.__module__ == module.__name__ and value.code)
+    return found
 
 
 def _plugin_entry_points() -> list[str]:
@@ -90,8 +86,17 @@ def _load(reference: str) -> object:
 @lru_cache(maxsize=1)
 def all_rules() -> tuple[type[Rule], ...]:
     plugins = [_load(reference) for reference in dict.fromkeys(_plugin_entry_points())]
-    found = [*BUILTIN, *(p for p in plugins if isinstance(p, type) and issubclass(p, Rule))]
+    found = [*_builtin_rules(), *(p for p in plugins if isinstance(p, type) and issubclass(p, Rule))]
+    codes: dict[str, type[Rule]] = {}
+    for rule in found:
+        other = codes.setdefault(rule.code, rule)
+        if other is not rule:
+            raise DuplicateCode(f"rule code {rule.code} is claimed by both {_origin(other)} and {_origin(rule)}")
     return tuple(sorted(found, key=lambda r: r.code))
+
+
+def _origin(rule: type[Rule]) -> str:
+    return f"{rule.__module__}.{rule.__qualname__}"
 
 
 def select_rules(select: list[str] | None, ignore: list[str] | None) -> list[type[Rule]]:

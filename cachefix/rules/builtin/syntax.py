@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from cachefix.model import Finding
-from cachefix.rewriter.context import RunContext
 from cachefix.rewriter.dockerfile import Dockerfile
 from cachefix.rewriter.syntax import directive_edit, needed_version, parse_frontend
-from cachefix.rules.base import Rule
+from cachefix.rules.rule import FileRule, FileScope
 
 
-class SyntaxRule(Rule):
+class SyntaxRule(FileRule):
     """
     ## What it does
     Checks that a `# syntax=docker/dockerfile:X` directive is new enough for what the file
@@ -50,11 +49,9 @@ class SyntaxRule(Rule):
     manager = "syntax"
     summary = "`# syntax=` older than the features the file uses"
 
-    def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
-        return ()
-
-    def check_file(self, dockerfile: Dockerfile, requested: str | None) -> Iterable[Finding]:
+    def check_file(self, scope: FileScope) -> Iterable[Finding]:
         """A finding only for an existing directive that is too old; adding one is part of a mount fix."""
+        dockerfile, requested = scope.dockerfile, scope.syntax
         pinned = self.pinned_too_old(dockerfile, adds_mounts=False)
         if pinned is not None:
             yield pinned

@@ -1,0 +1,243 @@
+"""The rule kind for a package manager that caches per user, in or under the home folder.
+
+Most managers (pip, uv, npm, yarn, pnpm, bun, poetry, composer, ...) differ only in facts:
+which commands download, where the cache lives (variables that move it, the home default),
+what turns it off, what empties it. A rule of this kind states those facts as class
+attributes and inherits the fix:
+
+- root keeps the cache where the manager puts it;
+- another user whose cache is in the home folder gets a folder of its own outside it
+  (`/var/cache/<name>-<uid>`, owned by it), and the variable that moves the cache is set for
+  each command: a mount under the home would leave root-owned folders there (buildkit#2682);
+- a user whose uid the file does not show (`useradd -m app`) gets `/var/cache/<name>-<user>`
+  with `mode=0777`: any uid may write it, and no uid has to be guessed;
+- a stage-wide switch that turns the cache off (`ENV PIP_NO_CACHE_DIR=1`) stays in the image
+  and is undone for each command that gets the mount (`env -u PIP_NO_CACHE_DIR pip ...`);
+- clean-ups that would empty the mount are dropped from that RUN; ones that cannot be are
+  reported; options that defeat the cache are dropped.
+
+Hooks (`calls`, `environment`, `refusal`, `extra_edits`) cover the real special cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from cachefix.model import Edit, Finding
+from cachefix.rewriter.context import RunContext, command_env, shell_env
+from cachefix.rewriter.mounts import CacheMount
+from cachefix.rewriter.shell import Command
+from cachefix.rules.calls import Invocation, invocation, option_value, starts_with
+from cachefix.rules.cleanup import clean_up
+from cachefix.rules.placement import mount_fix, stale_mounts
+from cachefix.rules.rule import RunRule
+from cachefix.rules.words import delete_assignment, previous_words, remove_words, set_for_command
+
+# Where a per-user cache goes for a user that is not root: outside the home folder, so the
+# mount point left behind does not make `~/.cache` root-owned (buildkit#2682, #3153).
+MOVED = "/var/cache/{name}-{owner}"
+ANYONE_MAY_WRITE = "0777"
+
+
+@dataclass(frozen=True)
+class Cache:
+    """Where one cache of a manager lives: `locations` are tried in order, the first that the
+    environment determines wins. `$VAR/rest` needs VAR set and not empty, `~/rest` the home
+    folder. A location from the manager's own variable (not `~`, not `$XDG_...`) is the user's
+    choice and is kept for every user; the others are moved out of the home for non-root users.
+    `option` is a command-line option that chooses the folder (`--cache-dir`), tried first.
+    `name` tells a manager's caches apart in a moved folder's name (`go-mod`)."""
+
+    locations: tuple[str, ...]
+    option: tuple[str, ...] = ()
+    sharing: str | None = None
+    name: str = ""
+
+    @property
+    def variable(self) -> str:
+        """The variable that points the manager at a moved cache: the one the first location reads."""
+        return self.locations[0].lstrip("$").split("/", 1)[0]
+
+    @property
+    def in_home(self) -> str:
+        """The default place, relative to the home folder (`.cache/pip`)."""
+        return next((loc[2:] for loc in self.locations if loc.startswith("~/")), "")
+
+    def resolve(self, call: Invocation, env: Mapping[str, str], home: str | None) -> tuple[str | None, bool]:
+        """(the folder, whether the user chose it); None when the file does not show where it is."""
+        chosen = option_value(call.args, self.option) if self.option else None
+        if chosen is not None:
+            return (chosen if chosen.startswith("/") else None), True
+        for location in self.locations:
+            head, _, rest = location.partition("/")
+            if head == "~":
+                return (None if home is None else f"{home.rstrip('/')}/{rest}"), False
+            value = env.get(head.lstrip("$"))
+            if value:
+                path = f"{value.rstrip('/')}/{rest}" if rest else value
+                return (path if path.startswith("/") else None), not head.startswith("$XDG_")
+        return None, False
+
+
+@dataclass(frozen=True)
+class Switch:
+    """A variable that turns the manager's cache off for every command that sees it; `off`
+    says which values do (pip: any value, even 0)."""
+
+    variable: str
+    off: Callable[[str], bool] = lambda value: True
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A cache placed for the RUN's user: the mount, and the variable set on each command when
+    the cache was moved out of the home folder."""
+
+    mount: CacheMount
+    variable: str | None = None
+
+
+class UserCacheRule(RunRule):
+    """A rule for a manager that caches per user; subclasses state the facts below."""
+
+    programs: ClassVar[frozenset[str]] = frozenset()
+    downloading: ClassVar[frozenset[str]] = frozenset()  # subcommands that download (empty: any call)
+    takes_value: ClassVar[frozenset[str]] = frozenset()  # options whose value is the next word
+    caches: ClassVar[tuple[Cache, ...]] = ()
+    switches: ClassVar[tuple[Switch, ...]] = ()
+    defeating: ClassVar[frozenset[str]] = frozenset()  # options that make the command skip the cache
+    clean_ups: ClassVar[tuple[tuple[str, ...], ...]] = ()  # the manager's own commands that empty it
+    image_env: ClassVar[Mapping[str, Mapping[str, str]]] = {}  # what base images set (GOPATH in golang)
+    label: ClassVar[str] = ""  # how messages name the manager (default: `manager`)
+    # `find ... -delete` reaching into the cache leaves packages a later build installs incomplete.
+    deletions_corrupt: ClassVar[bool] = False
+
+    # Hooks for the special cases.
+
+    def calls(self, run: RunContext) -> list[tuple[Command, Invocation]]:
+        """The RUN's commands that download, with how they are invoked."""
+        return [(c, call) for c in run.commands if (call := invocation(c, self.programs, self.takes_value))
+                and (not self.downloading or call.subcommand in self.downloading)]
+
+    def environment(self, run: RunContext, command: Command) -> dict[str, str]:
+        """What the command sees: ENV, ARG, exports and prefixes, over what its base image sets."""
+        return {**self.image_env.get(run.stage.image, {}), **command_env(run, command)}
+
+    def refusal(self, run: RunContext, calls: Sequence[tuple[Command, Invocation]],
+                placed: Sequence[Placed]) -> Finding | None:
+        """A reason not to mount (the result would be lost with the mount), as a finding."""
+        return None
+
+    def extra_edits(self, run: RunContext, calls: Sequence[tuple[Command, Invocation]],
+                    placed: Sequence[Placed]) -> Iterable[Edit]:
+        return ()
+
+    def is_clean_up(self, command: Command) -> bool:
+        call = invocation(command, self.programs, self.takes_value)
+        return call is not None and starts_with(call, *self.clean_ups)
+
+    # The fix every rule of this kind shares.
+
+    def check(self, run: RunContext, state: object) -> Iterable[Finding]:
+        calls = self.calls(run)
+        if not calls:
+            return
+        first, call = calls[0]
+        env = self.environment(run, first)
+        switched = [s.variable for s in self.switches if s.variable in env and s.off(env[s.variable])]
+        for variable in switched:
+            env.pop(variable)
+        placed: list[Placed] = []
+        for cache in self.caches:
+            found = self._place(run, cache, *cache.resolve(call, env, run.home))
+            if found is not None:
+                placed.append(found)
+        if not placed:
+            return
+        refused = self.refusal(run, calls, placed)
+        if refused is not None:
+            yield refused
+            return
+        yield from self._fix(run, calls, placed, switched)
+
+    def _place(self, run: RunContext, cache: Cache, target: str | None, chosen: bool) -> Placed | None:
+        """Where the cache is mounted for the RUN's user (see the module's docstring)."""
+        if (run.is_root or chosen) and target is None:  # a relative folder, or an unknown home for root
+            return None
+        if run.is_root:
+            return Placed(CacheMount(target, sharing=cache.sharing))
+        owner = run.uid if run.uid is not None else run.user
+        mode = None if run.uid is not None else ANYONE_MAY_WRITE
+        if chosen and target is not None:
+            return Placed(CacheMount(target, sharing=cache.sharing, uid=run.uid, gid=run.gid, mode=mode))
+        moved = MOVED.format(name=cache.name or self.manager, owner=owner)
+        return Placed(CacheMount(moved, sharing=cache.sharing, uid=run.uid, gid=run.gid, mode=mode), cache.variable)
+
+    def _fix(self, run: RunContext, calls: Sequence[tuple[Command, Invocation]], placed: Sequence[Placed],
+             switched: Sequence[str]) -> Iterable[Finding]:
+        first = calls[0][0]
+        targets = [p.mount.target for p in placed]
+        plan = clean_up(run.commands, self.is_clean_up, targets, run.home, shell_env(run),
+                        deletions_corrupt=self.deletions_corrupt)
+        if plan.breaker is not None:
+            yield self.at(run, plan.breaker, plan.problem(" and ".join(targets)))
+            return
+        stale = [m for p, cache in zip(placed, self.caches, strict=False)
+                 for m in stale_mounts(run, p.mount.target, cache.name or self.manager, cache.in_home)]
+        mounts = mount_fix(run, [p.mount for p in placed], self.options, self.manager, stale)
+        assign = {p.variable: p.mount.target for p in placed if p.variable}
+        prefixes = self._per_command(run, calls, assign, switched)
+        if not mounts.flags and not prefixes:
+            return
+        name = self.label or self.manager
+        if (assign or switched) and any(not c.words or c.words[0].span is None for c, _ in calls):
+            needs = ", ".join([*(f"{k}={v}" for k, v in assign.items()), *(f"unset {v}" for v in switched)])
+            yield self.at(run, first, f"{name} runs inside a quoted script where cachefix cannot set {needs} for "
+                                      f"it; do that there and add `{' '.join(p.mount.render() for p in placed)}`")
+            return
+        fix = [*mounts.edits, *plan.edits, *prefixes, *self._defeaters(calls, switched),
+               *self.extra_edits(run, calls, placed)]
+        yield self.at(run, first, self._message(name, mounts.flags, placed, assign, switched, run), fix,
+                      mounts=mounts.flags, related=[run.origins[v].span for v in switched if v in run.origins])
+
+    def _per_command(self, run: RunContext, calls: Sequence[tuple[Command, Invocation]], assign: Mapping[str, str],
+                     switched: Sequence[str]) -> list[Edit]:
+        """Each command's prefix: the moved cache's variable set, the switches undone (a prefix
+        `VAR=...` on the command itself is deleted instead, see `_defeaters`)."""
+        out = []
+        for command, _ in calls:
+            inline = {a.name for a in command.assignments}
+            edit = set_for_command(command, run.shell_form, assign, [v for v in switched if v not in inline])
+            if edit is not None:
+                out.append(edit)
+        return out
+
+    def _defeaters(self, calls: Sequence[tuple[Command, Invocation]], switched: Sequence[str]) -> Iterable[Edit]:
+        """The options that skip the cache, and `SWITCH=...` prefixes, dropped from each command."""
+        for command, call in calls:
+            yield from remove_words((w for w in call.args if w.value in self.defeating), previous_words(command))
+            for assignment in command.assignments:
+                if assignment.name in switched and (edit := delete_assignment(command, assignment)):
+                    yield edit
+
+    @staticmethod
+    def _message(name: str, flags: Sequence[str], placed: Sequence[Placed], assign: Mapping[str, str],
+                 switched: Sequence[str], run: RunContext) -> str:
+        where = " and ".join(p.mount.target for p in placed)
+        text = f"{name} downloads without a cache mount on {where}"
+        if flags:
+            text += ": add " + " ".join(f"`{f}`" for f in flags)
+        else:
+            text += ": set " + ", ".join(f"{k}={v}" for k, v in assign.items()) + " for it"
+        if assign and flags:
+            text += " and " + ", ".join(f"{k}={v}" for k, v in assign.items())
+        for variable in switched:
+            origin = run.origins.get(variable)
+            if origin is not None:
+                text += (f"; {variable} ({origin.keyword} on line {origin.start_line}) turns the cache off, so "
+                         f"this command runs with `env -u {variable}` and the image keeps the setting")
+        if any(p.mount.mode for p in placed):
+            text += f"; user '{run.user}' has no fixed uid here, so the mount is writable by any user (mode=0777)"
+        return text
