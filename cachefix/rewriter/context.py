@@ -32,6 +32,7 @@ _IMAGE_ACCOUNTS = (
     ("", "nobody", 65534, 65534, "/nonexistent"),  # every Debian, Ubuntu, Alpine and Fedora image
     ("node", "node", 1000, 1000, "/home/node"),
     ("mambaorg/micromamba", "mambauser", 57439, 57439, "/home/mambauser"),
+    ("oven/bun", "bun", 1000, 1000, "/home/bun"),
 )
 
 
