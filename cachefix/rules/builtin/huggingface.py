@@ -8,10 +8,10 @@ from collections.abc import Iterable
 from cachefix.model import Finding
 from cachefix.rewriter import edits
 from cachefix.rewriter.context import RunContext, command_env
-from cachefix.rewriter.dockerfile import Dockerfile
-from cachefix.rewriter.mounts import CacheMount, cache_mount_covering, existing_mounts
+from cachefix.rewriter.mounts import CacheMount, ExistingMount, cache_mount_covering, existing_mounts
 from cachefix.rewriter.shell import REMOVABLE_JOINS, Command, Word, iter_options
-from cachefix.rules.base import Rule, command_span
+from cachefix.rules.placement import mount_fix
+from cachefix.rules.rule import RunRule
 
 CLIS = frozenset({"huggingface-cli", "hf"})
 PYTHON_CALLS = re.compile(r"\b(snapshot_download|hf_hub_download)\s*\(")
@@ -73,7 +73,7 @@ def _grouped(text: str, replaced: Command) -> str:
     return text if plain else f"{{ {text}; }}"
 
 
-class HuggingFaceRule(Rule):
+class HuggingFaceRule(RunRule):
     """
     ## What it does
     Finds HuggingFace model downloads in a RUN (`hf download`, `huggingface-cli download`,
@@ -121,22 +121,22 @@ class HuggingFaceRule(Rule):
     summary = "HuggingFace download without a cache mount, or one that loses the model"
     triggers = ("download",)
 
-    def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
+    def check(self, run: RunContext, state: object) -> Iterable[Finding]:
         mounts = existing_mounts(run.instruction)
         for command in run.commands:
             if is_download(command):
                 consumer = _consumer(run, command)
                 if consumer is not None:
-                    yield self._unguarded(run, dockerfile, command, consumer)
+                    yield self._unguarded(run, command, consumer)
                     continue
-                yield from self._cli(run, dockerfile, command, mounts)
+                yield from self._cli(run, command, mounts)
             elif self._python_download(command):
-                yield from self._python(run, dockerfile, command, mounts)
+                yield from self._python(run, command, mounts)
         for heredoc in run.instruction.heredocs:
             if PYTHON_CALLS.search(heredoc.content) and not self._copied_out(run):
-                yield self.finding(dockerfile, heredoc.body_span, self._advice(run, "Python code"))
+                yield self.finding(run.dockerfile, heredoc.body_span, self._advice(run, "Python code"))
 
-    def _cli(self, run: RunContext, dockerfile: Dockerfile, command: Command, mounts: list) -> Iterable[Finding]:
+    def _cli(self, run: RunContext, command: Command, mounts: list[ExistingMount]) -> Iterable[Finding]:
         env = command_env(run, command)
         cache = hub_cache(env, run.home)
         mounted = cache is not None and cache_mount_covering(mounts, cache) is not None
@@ -148,14 +148,14 @@ class HuggingFaceRule(Rule):
                    and len(positional) == 1 and run.is_root and run.shell_form and cache is not None
                    and command.span is not None and not command.in_pipeline and "--cache-dir" not in options)
         if not fixable:
-            yield self.finding(dockerfile, command_span(run, command), self._advice(run, "`hf download`"))
+            yield self.at(run, command, self._advice(run, "`hf download`"))
             return
         assert cache is not None and local_dir is not None and local_dir[1] is not None and command.span
-        fix, _ = self.mount_edits(run, [CacheMount(cache)])
-        fix.append(edits.Edit(command.span[0], command.span[1], self._safe_download(command, local_dir[1].raw)))
-        yield self.finding(dockerfile, command_span(run, command),
-                           f"`--local-dir` bypasses the HuggingFace cache: download through a cache mount on {cache} "
-                           f"and copy the files to {local_dir[1].value}", fix)
+        mount = mount_fix(run, [CacheMount(cache)], self.options, self.manager)
+        rewrite = edits.Edit(command.span[0], command.span[1], self._safe_download(command, local_dir[1].raw))
+        yield self.at(run, command, f"`--local-dir` bypasses the HuggingFace cache: download through a cache mount "
+                                    f"on {cache} and copy the files to {local_dir[1].value}",
+                      [*mount.edits, rewrite], mounts=mount.flags)
 
     @staticmethod
     def _safe_download(command: Command, destination: str) -> str:
@@ -178,32 +178,31 @@ class HuggingFaceRule(Rule):
         return _grouped(f'mkdir -p {destination} && {SNAPSHOT}=$({download}) && cp -rL "${SNAPSHOT}"/. {destination}',
                         command)
 
-    def _unguarded(self, run: RunContext, dockerfile: Dockerfile, download: Command, consumer: Command) -> Finding:
+    def _unguarded(self, run: RunContext, download: Command, consumer: Command) -> Finding:
         """`cp -rL "$(hf download ...)"/. DIR`: rewritten so that a failed download stops the RUN."""
         message = ("a failed `hf download` leaves `$(...)` empty, so this command would go on with an empty path "
                    f"(`cp -rL /. DIR` copies the whole file system): keep the path in a variable first, "
                    f'`{SNAPSHOT}=$(hf download ...) && cp -rL "${SNAPSHOT}"/. DIR`')
-        text = dockerfile.text
+        text = run.dockerfile.text
         if consumer.span is None or download.span is None or consumer.in_pipeline:
-            return self.finding(dockerfile, command_span(run, consumer), message)
+            return self.at(run, consumer, message)
         opening = text.rfind("$(", consumer.span[0], download.span[0])
         closing = text.find(")", download.span[1], consumer.span[1])
         if opening < 0 or closing < 0 or text[opening + 2:download.span[0]].strip() or \
                 text[download.span[1]:closing].strip():
-            return self.finding(dockerfile, command_span(run, consumer), message)
+            return self.at(run, consumer, message)
         guarded = (f"{SNAPSHOT}={text[opening:closing + 1]} && {text[consumer.span[0]:opening]}${SNAPSHOT}"
                    f"{text[closing + 1:consumer.span[1]]}")
-        return self.finding(dockerfile, command_span(run, consumer), message,
-                            [edits.Edit(*consumer.span, _grouped(guarded, consumer))])
+        return self.at(run, consumer, message, [edits.Edit(*consumer.span, _grouped(guarded, consumer))])
 
     def _python_download(self, command: Command) -> bool:
         return command.name.startswith("python") and any(PYTHON_CALLS.search(w.value or w.raw) for w in command.args)
 
-    def _python(self, run: RunContext, dockerfile: Dockerfile, command: Command, mounts: list) -> Iterable[Finding]:
+    def _python(self, run: RunContext, command: Command, mounts: list[ExistingMount]) -> Iterable[Finding]:
         cache = hub_cache(command_env(run, command), run.home)
         if cache is not None and cache_mount_covering(mounts, cache) is not None and self._copied_out(run):
             return
-        yield self.finding(dockerfile, command_span(run, command), self._advice(run, "Python code"))
+        yield self.at(run, command, self._advice(run, "Python code"))
 
     @staticmethod
     def _copied_out(run: RunContext) -> bool:
