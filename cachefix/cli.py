@@ -224,6 +224,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except ValueError as exc:
+        from cachefix.rules.registry import DuplicateCode  # imported here: the registry loads every rule
+
+        if not isinstance(exc, DuplicateCode):
+            raise
+        print(f"cachefix: error: {exc}", file=sys.stderr)  # two rules with one code: a plugin's packaging bug
+        return EXIT_USAGE
 
 
 def _dispatch(args: argparse.Namespace) -> int:

