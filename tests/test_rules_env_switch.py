@@ -55,7 +55,8 @@ def test_sarif_relates_each_run_to_the_env_line(tmp_path: Path) -> None:
 
 
 def test_an_arg_is_named_as_the_cause(tmp_path: Path) -> None:
-    dockerfile = write(tmp_path / "Dockerfile", "FROM python:3.12-slim\nARG PIP_NO_CACHE_DIR=1\nRUN pip install flask\n")
+    text = "FROM python:3.12-slim\nARG PIP_NO_CACHE_DIR=1\nRUN pip install flask\n"
+    dockerfile = write(tmp_path / "Dockerfile", text)
     findings = json.loads(cachefix(dockerfile, "check", "--format", "json").stdout)["findings"]
     assert [(f["line"], f["code"]) for f in findings] == [(3, "CF101")]
     assert "PIP_NO_CACHE_DIR (ARG on line 2)" in findings[0]["message"]

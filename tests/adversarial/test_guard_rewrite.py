@@ -19,8 +19,8 @@ from cachefix.engine import BrokenRewrite, Settings, fix
 from cachefix.model import Edit, Finding
 from cachefix.rewriter.context import RunContext
 from cachefix.rewriter.dockerfile import Dockerfile, parse
-from cachefix.rules.rule import RunRule
 from cachefix.rules.registry import all_rules
+from cachefix.rules.rule import RunRule
 from tests.adversarial.plugin_support import plugin_env
 
 TEXT = "# escape=\\\nFROM python:3.12\nCOPY app /app\nRUN pip install flask\nCMD [\"flask\"]\n"
