@@ -46,8 +46,10 @@ class SystemCacheRule(RunRule):
             return []
         return found
 
-    def targets(self, run: RunContext, calls: Sequence[tuple[Command, Invocation]]) -> tuple[str, ...] | Finding:
-        """The folders to mount for these calls (or a finding on why none can be)."""
+    def targets(self, run: RunContext, calls: Sequence[tuple[Command, Invocation]],
+                state: object) -> tuple[str, ...] | Finding:
+        """The folders to mount for these calls (or a finding on why none can be), given what
+        earlier RUNs did (`state`: apk's cache folder may have become a symlink)."""
         return self.folders
 
     def extra_edits(self, run: RunContext, calls: Sequence[tuple[Command, Invocation]],
@@ -65,7 +67,7 @@ class SystemCacheRule(RunRule):
         if not calls:
             return
         first = calls[0][0]
-        targets = self.targets(run, calls)
+        targets = self.targets(run, calls, state)
         if isinstance(targets, Finding):
             yield targets
             return
