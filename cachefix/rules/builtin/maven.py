@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from cachefix.model import Edit, Finding
 from cachefix.rewriter import edits
-from cachefix.rewriter.context import RunContext, command_env
-from cachefix.rewriter.dockerfile import Dockerfile
-from cachefix.rewriter.mounts import existing_mounts, is_within
+from cachefix.rewriter.context import RunContext, command_env, shell_env
+from cachefix.rewriter.mounts import CacheMount, existing_mounts, is_within
 from cachefix.rewriter.shell import Command, Word
-from cachefix.rules.base import (
-    Invocation,
-    Rule,
-    clean_up,
-    command_span,
-    invocation,
-    kept_after_build,
-    previous_words,
-    remove_words,
-    script_command,
-    shell_env,
-    system_property,
-)
+from cachefix.rules.after_build import needed_after_build
+from cachefix.rules.calls import Invocation, invocation, script_command, system_property
+from cachefix.rules.cleanup import clean_up
+from cachefix.rules.placement import mount_fix_under
+from cachefix.rules.rule import RunRule
+from cachefix.rules.user_cache import ANYONE_MAY_WRITE, MOVED
+from cachefix.rules.words import previous_words, remove_words
 
 MAVEN = frozenset({"mvn", "mvnw", "mvnd"})
 # Options whose value is the next word (so it is not a goal).
@@ -58,6 +51,12 @@ def goals(call: Invocation) -> list[Word]:
     return found
 
 
+def purges_only(command: Command) -> bool:
+    """`mvn dependency:purge-local-repository` alone: a clean-up of the repository, not a build."""
+    call = maven(command)
+    return call is not None and [w.value for w in goals(call)] == [PURGE]
+
+
 def repository(run: RunContext, command: Command, call: Invocation) -> tuple[str | None, bool]:
     """The local repository, and whether it is Maven's default (`~/.m2/repository`).
 
@@ -81,7 +80,13 @@ def launcher_words(value: str) -> list[str]:
     return [word for word in re.split("[ \t\n]+", value) if word]
 
 
-class MavenRule(Rule):
+def looks_like_repository(target: str) -> bool:
+    """A mount someone meant for Maven: `.../.m2`, `.../.m2/repository`, or cachefix's `maven-<user>`."""
+    folder = target.rstrip("/")
+    return folder.endswith(("/.m2", "/.m2/repository")) or re.fullmatch(r".*/maven-[\w.-]+", folder) is not None
+
+
+class MavenRule(RunRule):
     """
     ## What it does
     Finds `mvn`, `./mvnw` and `mvnd` runs with goals in a RUN without a cache mount on Maven's
@@ -102,6 +107,8 @@ class MavenRule(Rule):
     For a user that is not root the repository moves out of the home folder
     (`-Dmaven.repo.local=/var/cache/maven-UID`, a mount owned by that uid): a mount under
     `~/.m2` would leave `~/.m2` owned by root, where `./mvnw` keeps the Maven it downloads.
+    A user created without a fixed uid (`useradd -m app`) gets `/var/cache/maven-app` with
+    `mode=0777`, which any uid may write.
 
     ## Example
     ```dockerfile
@@ -137,72 +144,72 @@ class MavenRule(Rule):
     summary = "mvn without a locked cache mount on Maven's local repository"
     triggers = ("mvn",)
 
-    def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
+    def check(self, run: RunContext, state: object) -> Iterable[Finding]:
         calls = [(c, call) for c in run.commands if (call := maven(c)) is not None and goals(call)
-                 and not self._purges_only(c)]
+                 and not purges_only(c)]
         if not calls:
             return
-        first, first_call = calls[0]
-        span = command_span(run, first)
-        target, default = repository(run, first, first_call)
-        placed = self.user_cache(run, dockerfile, first, target, target if default else None, "maven.repo.local")
-        if isinstance(placed, Finding):
-            yield placed
+        first = calls[0][0]
+        target, default = repository(run, first, calls[0][1])
+        if target is None:
             return
-        if placed is None:
+        moved = default and not run.is_root
+        if moved and not run.shell_form:
+            yield self.at(run, first, "maven runs as a non-root user in an exec-form RUN; rewrite it in shell form so "
+                                      "-Dmaven.repo.local can point at a cache mount outside the home folder")
             return
-        needed = kept_after_build(dockerfile, run, [placed.target], lambda c: maven(c) is not None,
-                                  "Maven's dependencies")
+        mount = self._mount(run, target, moved)
+        needed = needed_after_build(run, [mount.target], lambda c: maven(c) is not None, "Maven's dependencies")
         if needed is not None:
-            yield self.finding(dockerfile, span, needed)
+            yield self.at(run, first, needed)
             return
-        mount = placed.mount(SHARING)
-        stale = [m for m in existing_mounts(run.instruction) if m.is_cache and _looks_like_repository(m.target)
-                 and not is_within(mount.target, m.target)]
-        fix, changed = self.mount_edits_under(dockerfile, run, [mount], stale)
-        if not changed:
+        stale = [m for m in existing_mounts(run.instruction)
+                 if m.is_cache and looks_like_repository(m.target) and not is_within(mount.target, m.target)]
+        mounts = mount_fix_under(run, [mount], self.options, self.manager, stale)
+        if not mounts.flags:
             return
-        plan = clean_up(run.commands, self._purges_only, [placed.target], run.home, shell_env(run))
+        plan = clean_up(run.commands, purges_only, [mount.target], run.home, shell_env(run))
         if plan.breaker is not None:
-            yield self.finding(dockerfile, command_span(run, plan.breaker), plan.problem(placed.target))
-            return
-        if placed.env_var and any(not c.words or c.words[0].span is None for c, _ in calls):
-            yield self.finding(dockerfile, span, "mvn runs inside a quoted script where cachefix cannot add "
-                                                 f"-Dmaven.repo.local={placed.target} to it; add it there and "
-                                                 f"`{mount.render()}`")
-            return
-        fix.extend(plan.edits)
-        fix.extend(self._purge_goals(calls))
-        if placed.env_var:
-            fix.extend(self._repo_local(calls, placed.target))
-        yield self.finding(dockerfile, span,
-                           f"Maven downloads without a locked cache mount on {placed.target}: use "
-                           f"`{changed[0].render()}`"
-                           + (f" and -Dmaven.repo.local={placed.target}" if placed.env_var else ""), fix)
+            yield self.at(run, plan.breaker, plan.problem(mount.target))
+        elif moved and any(not c.words or c.words[0].span is None for c, _ in calls):
+            yield self.at(run, first, f"mvn runs inside a quoted script where cachefix cannot add "
+                                      f"-Dmaven.repo.local={mount.target} to it; add it there and `{mounts.flags[0]}`")
+        else:
+            fix = [*mounts.edits, *plan.edits, *purge_goals(calls), *(repo_local(calls, mount.target) if moved else ())]
+            yield self.at(run, first, self._message(run, mount, mounts.flags[0], moved), fix, mounts=mounts.flags)
 
     @staticmethod
-    def _purges_only(command: Command) -> bool:
-        call = maven(command)
-        return call is not None and [w.value for w in goals(call)] == [PURGE]
+    def _mount(run: RunContext, target: str, moved: bool) -> CacheMount:
+        """The repository's mount: root's as it is; another user's owned by it, moved out of the home
+        folder unless the file chose the folder; writable by any uid where the uid is not known."""
+        if run.is_root:
+            return CacheMount(target, sharing=SHARING)
+        mode = None if run.uid is not None else ANYONE_MAY_WRITE
+        if moved:
+            target = MOVED.format(name="maven", owner=run.uid if run.uid is not None else run.user)
+        return CacheMount(target, sharing=SHARING, uid=run.uid, gid=run.gid, mode=mode)
 
     @staticmethod
-    def _purge_goals(calls: list[tuple[Command, Invocation]]) -> Iterator[Edit]:
-        """`dependency:purge-local-repository` next to other goals: the goal goes, they stay."""
-        for command, call in calls:
-            words = [w for w in goals(call) if w.value == PURGE]
-            if words and len(words) < len(goals(call)):
-                yield from remove_words(words, previous_words(command))
-
-    @staticmethod
-    def _repo_local(calls: list[tuple[Command, Invocation]], target: str) -> Iterator[Edit]:
-        """` -Dmaven.repo.local=TARGET` right after `mvn` (a user's repository moved out of home)."""
-        for command, _ in calls:
-            program = script_command(command).words[0]
-            if program.span is not None:
-                yield edits.insert(program.span[1], f" -Dmaven.repo.local={target}")
+    def _message(run: RunContext, mount: CacheMount, flag: str, moved: bool) -> str:
+        text = f"Maven downloads without a locked cache mount on {mount.target}: use `{flag}`"
+        if moved:
+            text += f" and -Dmaven.repo.local={mount.target}"
+        if mount.mode:
+            text += f"; user '{run.user}' has no fixed uid here, so the mount is writable by any user (mode=0777)"
+        return text
 
 
-def _looks_like_repository(target: str) -> bool:
-    """A mount someone meant for Maven: `.../.m2`, `.../.m2/repository`, or cachefix's `maven-UID`."""
-    folder = target.rstrip("/")
-    return folder.endswith(("/.m2", "/.m2/repository")) or re.fullmatch(r".*/maven-\d+", folder) is not None
+def purge_goals(calls: Sequence[tuple[Command, Invocation]]) -> Iterator[Edit]:
+    """`dependency:purge-local-repository` next to other goals: the goal goes, they stay."""
+    for command, call in calls:
+        words = [w for w in goals(call) if w.value == PURGE]
+        if words and len(words) < len(goals(call)):
+            yield from remove_words(words, previous_words(command))
+
+
+def repo_local(calls: Sequence[tuple[Command, Invocation]], target: str) -> Iterator[Edit]:
+    """` -Dmaven.repo.local=TARGET` right after `mvn` (a user's repository moved out of home)."""
+    for command, _ in calls:
+        program = script_command(command).words[0]
+        if program.span is not None:
+            yield edits.insert(program.span[1], f" -Dmaven.repo.local={target}")
