@@ -6,21 +6,14 @@ import posixpath
 from collections.abc import Iterable, Mapping
 
 from cachefix.model import Finding
-from cachefix.rewriter.context import RunContext, command_env
-from cachefix.rewriter.dockerfile import Dockerfile
+from cachefix.rewriter.context import RunContext, command_env, shell_env
 from cachefix.rewriter.mounts import existing_mounts, is_within
 from cachefix.rewriter.shell import Command
-from cachefix.rules.base import (
-    Invocation,
-    Rule,
-    command_span,
-    image_name,
-    invocation,
-    kept_after_build,
-    option_value,
-    script_command,
-    system_property,
-)
+from cachefix.rules.after_build import needed_after_build
+from cachefix.rules.calls import Invocation, invocation, option_value, script_command, system_property
+from cachefix.rules.cleanup import clean_up
+from cachefix.rules.placement import mount_fix_under, owned_mount
+from cachefix.rules.rule import RunRule
 
 GRADLE = frozenset({"gradle", "gradlew"})
 TAKES_VALUE = frozenset({"-b", "--build-file", "-c", "--settings-file", "-g", "--gradle-user-home", "-p",
@@ -73,7 +66,7 @@ def jvm_options(env: Mapping[str, str]) -> list[str]:
         return []
 
 
-class GradleRule(Rule):
+class GradleRule(RunRule):
     """
     ## What it does
     Finds `gradle` and `./gradlew` runs in a RUN without cache mounts on the Gradle user
@@ -126,45 +119,46 @@ class GradleRule(Rule):
     summary = "gradle without locked cache mounts on the Gradle user home's caches"
     triggers = ("gradle",)
 
-    def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
+    def check(self, run: RunContext, state: object) -> Iterable[Finding]:
         calls = [(c, call) for c in run.commands if (call := gradle(c)) is not None and builds(call)]
         if not calls:
             return
         first, first_call = calls[0]
-        span = command_span(run, first)
         uid, gid, home = self._user(run)
         user_home_dir, default = user_home(run, first, first_call, home)
-        if uid != 0:
-            image_user = image_name(run) == "gradle" and uid == IMAGE_USER[1]
-            if uid is None or not (image_user and default):
-                yield self.finding(dockerfile, span,
-                                   f"gradle runs as user '{run.user}', and this file does not show a Gradle user home "
-                                   "that user owns: a cache mount would create it owned by root, and Gradle writes "
-                                   "all over it. Create it as that user (for example `ENV GRADLE_USER_HOME=/home/app/"
-                                   ".gradle` and `RUN mkdir -p $GRADLE_USER_HOME` after USER), then mount its `caches` "
-                                   "with uid= and gid=")
-                return
+        if uid != 0 and (uid is None or not (run.stage.image == "gradle" and uid == IMAGE_USER[1] and default)):
+            yield self.at(run, first, f"gradle runs as user '{run.user}', and this file does not show a Gradle user "
+                                      "home that user owns: a cache mount would create it owned by root, and Gradle "
+                                      "writes all over it. Create it as that user (for example `ENV GRADLE_USER_HOME="
+                                      "/home/app/.gradle` and `RUN mkdir -p $GRADLE_USER_HOME` after USER), then "
+                                      "mount its `caches` with uid= and gid=")
+            return
         if user_home_dir is None:
             return
         targets = [f"{user_home_dir}/caches"] + ([f"{user_home_dir}/wrapper"] if any(
             call.program == "gradlew" for _, call in calls) else [])
-        needed = kept_after_build(dockerfile, run, targets, lambda c: gradle(c) is not None, "Gradle's dependencies")
+        needed = needed_after_build(run, targets, lambda c: gradle(c) is not None, "Gradle's dependencies")
         if needed is not None:
-            yield self.finding(dockerfile, span, needed)
+            yield self.at(run, first, needed)
             return
-        wanted = [self.owned_mount(t, f"gradle-{t.rsplit('/', 1)[-1]}", uid, gid, SHARING) for t in targets]
+        wanted = [owned_mount(t, f"gradle-{t.rsplit('/', 1)[-1]}", uid, gid, self.options, SHARING) for t in targets]
         stale = [m for m in existing_mounts(run.instruction) if m.is_cache and m.target.rstrip("/").endswith(
             ("/.gradle/caches", "/.gradle/wrapper")) and not any(is_within(t, m.target) for t in targets)]
-        fix, changed = self.mount_edits_under(dockerfile, run, wanted, stale)
-        if changed:
-            yield self.mounts_finding(dockerfile, run, span, fix, changed, targets,
-                                      "Gradle downloads without locked cache mounts")
+        mounts = mount_fix_under(run, wanted, self.options, self.manager, stale)
+        if not mounts.flags:
+            return
+        plan = clean_up(run.commands, lambda command: False, targets, run.home, shell_env(run))
+        if plan.breaker is not None:
+            yield self.at(run, plan.breaker, plan.problem(" and ".join(targets)))
+            return
+        yield self.at(run, first, "Gradle downloads without locked cache mounts: add "
+                      + " ".join(f"`{flag}`" for flag in mounts.flags), [*mounts.edits, *plan.edits],
+                      mounts=mounts.flags)
 
     @staticmethod
     def _user(run: RunContext) -> tuple[int | None, int | None, str | None]:
         """uid, gid and home of the RUN's user, including the gradle image's own user."""
         name, uid, gid, home = IMAGE_USER
-        if image_name(run) == "gradle" and (run.user == name or run.uid == uid):
+        if run.stage.image == "gradle" and (run.user == name or run.uid == uid):
             return uid, gid, run.home or home
         return run.uid, run.gid, run.home
-
