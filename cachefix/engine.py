@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from cachefix.limits import check_parsed, check_text
 from cachefix.model import Edit, Finding
-from cachefix.rewriter.context import replay
+from cachefix.rewriter.context import BaseLookup, replay
 from cachefix.rewriter.dockerfile import Dockerfile, DockerfileSyntaxError, parse
 from cachefix.rewriter.edits import EditConflict, apply
 from cachefix.rewriter.guard import unintended_change
@@ -56,13 +56,14 @@ def _in_order(findings: Iterable[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (f.start.line, f.start.column, f.code))
 
 
-def _checked(dockerfile: Dockerfile, settings: Settings) -> tuple[list[Finding], list[Finding]]:
+def _checked(dockerfile: Dockerfile, settings: Settings,
+             bases: BaseLookup | None = None) -> tuple[list[Finding], list[Finding]]:
     """(findings that count, those of rules no comment silences included; findings a comment silenced).
     Problems with the suppression comments themselves are reported whatever rules are selected."""
     if skips_file(dockerfile.text):
         return [], []
     suppressions = Suppressions.read(dockerfile)
-    scope = FileScope(dockerfile, settings.syntax, suppressions, replay(dockerfile).runs)
+    scope = FileScope(dockerfile, settings.syntax, suppressions, replay(dockerfile, bases).runs)
     found: list[Finding] = []
     unsilenced: list[Finding] = []
     for rule in [*settings.rules, InvalidSuppression()]:
@@ -128,17 +129,18 @@ def _parse_within_limits(text: str) -> Dockerfile:
     return dockerfile
 
 
-def check(text: str, settings: Settings) -> Outcome:
-    """What `cachefix check` needs: the findings, with no fix applied and no second pass."""
+def check(text: str, settings: Settings, bases: BaseLookup | None = None) -> Outcome:
+    """What `cachefix check` needs: the findings, with no fix applied and no second pass.
+    `bases`: what base images built in the same tree set (`cachefix.bases`)."""
     if skips_file(text):
         return Outcome([], text, skipped=True)
     dockerfile = _parse_within_limits(text)
-    found, ignored = _checked(dockerfile, settings)
+    found, ignored = _checked(dockerfile, settings, bases)
     findings = _with_directive(dockerfile, found, settings)
     return Outcome(findings, text, findings, ignored, ignored)
 
 
-def fix(text: str, settings: Settings) -> Outcome:
+def fix(text: str, settings: Settings, bases: BaseLookup | None = None) -> Outcome:
     """Apply every fix that does not collide with another; re-lint to see what is left.
 
     Suppressed findings are neither reported nor fixed. Raises DockerfileSyntaxError for text
@@ -147,7 +149,7 @@ def fix(text: str, settings: Settings) -> Outcome:
     if skips_file(text):
         return Outcome([], text, skipped=True)
     dockerfile = _parse_within_limits(text)
-    found, ignored = _checked(dockerfile, settings)
+    found, ignored = _checked(dockerfile, settings, bases)
     accepted: list[Edit] = []
     applied: list[Finding] = []
     for finding in found:
@@ -174,5 +176,5 @@ def fix(text: str, settings: Settings) -> Outcome:
     change = unintended_change(dockerfile, after, settings.syntax, [flag for f in applied for flag in f.mounts])
     if change is not None:
         raise BrokenRewrite(f"the fix would change more than cache settings ({change}); left unchanged")
-    remaining, still_ignored = _checked(after, settings)
+    remaining, still_ignored = _checked(after, settings, bases)
     return Outcome(findings, fixed, _with_directive(after, remaining, settings), ignored, still_ignored)

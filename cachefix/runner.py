@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
+from cachefix.bases import SiblingBases
 from cachefix.config import FAIL_ON, Config, ConfigError, Configurations, unknown_code
 from cachefix.discovery import BadPath, BadPattern, find_dockerfiles, warn_on_stderr
 from cachefix.engine import BrokenRewrite, Outcome, Settings, check, fix
@@ -114,7 +115,8 @@ def process(path: Path, settings: Settings, *, fixing: bool, write: bool) -> tup
     """Lint (and fix) one file; problems become FileErrors and the file is left as it was."""
     try:
         read = read_dockerfile(path)
-        outcome = fix(read.text, settings) if fixing else check(read.text, settings)
+        bases = SiblingBases(path)
+        outcome = fix(read.text, settings, bases) if fixing else check(read.text, settings, bases)
     except UnreadableFile as exc:
         return None, [FileError(path, str(exc))]
     except DockerfileSyntaxError as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import getopt
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import NamedTuple
@@ -34,6 +34,17 @@ _IMAGE_ACCOUNTS = (
     ("mambaorg/micromamba", "mambauser", 57439, 57439, "/home/mambauser"),
     ("oven/bun", "bun", 1000, 1000, "/home/bun"),
 )
+# The uid and gid that useradd/adduser give the first regular account a Dockerfile creates without
+# `-u`, in images whose accounts are known: UID_MIN and GID_MIN are 1000 in Debian's, Ubuntu's and
+# BusyBox's tools, and these images have no regular account yet, or one (uid 1000) in `node`,
+# `oven/bun` and Ubuntu from 23.04. An image not listed here leaves such an account's uid unknown.
+_FIRST_FREE_IDS = {name: 1000 for name in ("debian", "python", "golang", "rust", "ruby", "php", "perl", "alpine",
+                                           "buildpack-deps", "pypy", "haskell", "erlang", "elixir", "julia",
+                                           "r-base", "swift", "clojure")}
+_FIRST_FREE_IDS |= {"node": 1001, "oven/bun": 1001}
+_UBUNTU_WITHOUT_USER = ("14.04", "16.04", "18.04", "20.04", "22.04", "trusty", "xenial", "bionic", "focal", "jammy")
+_UBUNTU_WITH_USER = ("23.04", "23.10", "24.04", "24.10", "25.04", "25.10", "lunar", "mantic", "noble", "oracular",
+                     "plucky", "questing", "latest", "rolling")
 
 
 class Account(NamedTuple):
@@ -43,6 +54,7 @@ class Account(NamedTuple):
     uid: int | None
     gid: int | None
     home: str | None
+    allocated: bool = False  # created without a uid: the uid is the one the image's tools give
 
 
 @dataclass
@@ -64,6 +76,9 @@ class Stage:
     origins: dict[str, Instruction] = field(default_factory=dict)  # the ENV or ARG that set each variable
     windows: bool = False  # a Windows base image: Linux cache paths mean nothing there
     parent: int | None = None  # the stage of this file it is built FROM
+    base_file: str | None = None  # the Dockerfile of the tree that builds its base image, when read
+    # The next uid and gid a new regular account gets, where the image's accounts are known.
+    next_ids: tuple[int, int] | None = None
     instructions: list[Instruction] = field(default_factory=list)  # after its FROM, in order
 
     @property
@@ -264,7 +279,19 @@ def image_name(reference: str) -> str:
     return name.removeprefix("docker.io/").removeprefix("index.docker.io/").removeprefix("library/")
 
 
+def first_free_id(reference: str) -> int | None:
+    """The id the first regular account created in this image gets, when the image's accounts are known."""
+    name = image_name(reference)
+    if name == "ubuntu":
+        tag = reference.split("@", 1)[0].rpartition(":")[2] if ":" in reference.split("/")[-1] else "latest"
+        release = tag.split("-", 1)[0]
+        return 1000 if release in _UBUNTU_WITHOUT_USER else 1001 if release in _UBUNTU_WITH_USER else None
+    return _FIRST_FREE_IDS.get(name)
+
+
 def _base_image_defaults(stage: Stage) -> None:
+    first = first_free_id(stage.base_image)
+    stage.next_ids = None if first is None else (first, first)
     for name, user, uid, gid, home in _IMAGE_ACCOUNTS:
         if not name or stage.image == name:
             stage.accounts[user] = Account(user, uid, gid, home)
@@ -372,8 +399,10 @@ def _learn_accounts(stage: Stage, found: list[Command], variables: Mapping[str, 
         options, operands = parsed
         if not operands:
             continue
+        system = any(k in options for k in ("-r", "--system", "-S"))
         if cmd.name in ("groupadd", "addgroup"):
             gid = _int(options.get("-g") or options.get("--gid"))
+            gid = _allocated(stage, gid, system, 1)
             if gid is not None:
                 stage.groups[operands[-1]] = gid
                 _remember(stage, "gid", gid, _build_arg(stage, cmd, ("-g", "--gid")))
@@ -381,7 +410,8 @@ def _learn_accounts(stage: Stage, found: list[Command], variables: Mapping[str, 
         if cmd.name == "adduser" and len(operands) > 1:
             continue  # `adduser user group` adds an existing user to a group
         name = operands[0]
-        uid = _int(options.get("-u") or options.get("--uid"))
+        given = _int(options.get("-u") or options.get("--uid"))
+        uid = _allocated(stage, given, system, 0)
         uid_arg = _build_arg(stage, cmd, ("-u", "--uid"))
         if cmd.name == "useradd":
             group_keys: tuple[str, ...] = ("-g", "--gid")
@@ -390,13 +420,36 @@ def _learn_accounts(stage: Stage, found: list[Command], variables: Mapping[str, 
             group_keys = ("--gid", "--ingroup", "-G")
             home = options.get("--home") or options.get("-h")
         group = next((options[k] for k in group_keys if options.get(k)), None)
+        if group is None and name not in stage.groups and uid is not None:  # the user's own new group
+            stage.groups[name] = _own_group(stage, uid)
         gid = _int(group) if group and group.isdigit() else stage.groups.get(group or name, uid)
         _remember(stage, "uid", uid, uid_arg)
         if group and group.isdigit():
             _remember(stage, "gid", gid, _build_arg(stage, cmd, group_keys))
         elif (group or name) not in stage.groups:  # the user's own group, with the uid's number
             _remember(stage, "gid", gid, uid_arg)
-        stage.accounts[name] = Account(name, uid, gid, home or f"/home/{name}")
+        stage.accounts[name] = Account(name, uid, gid, home or f"/home/{name}", given is None and uid is not None)
+
+
+def _allocated(stage: Stage, given: int | None, system: bool, which: int) -> int | None:
+    """The uid (`which` 0) or gid (1) a new account gets: the one given, else the next free one
+    where the image's accounts are known (a system account's, from another range, stays unknown);
+    the next free one moves past what is taken."""
+    if stage.next_ids is None or (given is None and system):
+        return given
+    ids = list(stage.next_ids)
+    value = ids[which] if given is None else given
+    if value >= ids[which]:
+        ids[which] = value + 1
+    stage.next_ids = (ids[0], ids[1])
+    return value
+
+
+def _own_group(stage: Stage, uid: int) -> int:
+    """The gid of the group useradd/adduser make for a new user: the uid's number when it is free."""
+    if stage.next_ids is not None and uid < stage.next_ids[1]:
+        return _allocated(stage, None, False, 1) or uid
+    return _allocated(stage, uid, False, 1) or uid
 
 
 def _remember(stage: Stage, kind: str, value: int | None, arg: str | None) -> None:
@@ -455,6 +508,17 @@ def _heredoc_offsets(heredoc: Heredoc) -> list[int] | None:
     return list(range(*heredoc.body_span))
 
 
+class BaseImage(NamedTuple):
+    """A base image whose settings are known from the Dockerfile that builds it (`cachefix.bases`):
+    the last stage of that file, and where the file is, as findings name it."""
+
+    stage: Stage
+    path: str
+
+
+BaseLookup = Callable[[str], "BaseImage | None"]
+
+
 @dataclass
 class Replay:
     """A whole file replayed once: its stages (with their instructions and parents) and its RUNs
@@ -466,9 +530,10 @@ class Replay:
     runs: list[RunContext] = field(default_factory=list)
 
 
-def replay(dockerfile: Dockerfile) -> Replay:
+def replay(dockerfile: Dockerfile, bases: BaseLookup | None = None) -> Replay:
     """Replay the file in order: each stage's USER, ENV, ARG and WORKDIR, the accounts its RUNs
-    create, and each RUN (and ONBUILD RUN) with what is in effect for it."""
+    create, and each RUN (and ONBUILD RUN) with what is in effect for it. `bases` finds what a
+    base image sets when the tree holds the Dockerfile that builds it."""
     result = Replay(dockerfile)
     global_args: dict[str, str] = {}
     named: dict[str, Stage] = {}  # the first stage of each name, as `FROM <name>` finds it
@@ -476,7 +541,7 @@ def replay(dockerfile: Dockerfile) -> Replay:
     for instruction in dockerfile.instructions:
         keyword = instruction.keyword
         if keyword == "FROM":
-            stage = _start_stage(instruction, result.stages, named, global_args)
+            stage = _start_stage(instruction, result.stages, named, global_args, bases)
             result.stages.append(stage)
             if stage.name:
                 named.setdefault(stage.name, stage)
@@ -519,7 +584,7 @@ def run_contexts(dockerfile: Dockerfile) -> Iterator[RunContext]:
 
 
 def _start_stage(instruction: Instruction, stages: list[Stage], named: Mapping[str, Stage],
-                 global_args: dict[str, str]) -> Stage:
+                 global_args: dict[str, str], bases: BaseLookup | None) -> Stage:
     values = instruction.value
     image = expand(values[0], global_args) if values else ""
     name = values[2].lower() if len(values) >= 3 and values[1].upper() == "AS" else None
@@ -528,6 +593,9 @@ def _start_stage(instruction: Instruction, stages: list[Stage], named: Mapping[s
         parent = stages[int(image)]
     if parent is not None:
         return parent.derive(len(stages), name)
+    base = bases(image) if bases is not None and image else None
+    if base is not None:
+        return replace(base.stage.derive(len(stages), name), parent=None, base_image=image, base_file=base.path)
     stage = Stage(index=len(stages), name=name, base_image=image, windows=is_windows_image(image))
     _base_image_defaults(stage)
     return stage

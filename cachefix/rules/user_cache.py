@@ -9,8 +9,9 @@ attributes and inherits the fix:
 - another user whose cache is in the home folder gets a folder of its own outside it
   (`/var/cache/<name>-<uid>`, owned by it), and the variable that moves the cache is set for
   each command: a mount under the home would leave root-owned folders there (buildkit#2682);
-- a user whose uid the file does not show (`useradd -m app`) gets `/var/cache/<name>-<user>`
-  with `mode=0777`: any uid may write it, and no uid has to be guessed;
+- a user whose uid neither the file nor its base image shows is reported, not guessed: a cache
+  mount is writable only by the uid it is made for (`mode=0777` is not a way out: dockerd's
+  built-in BuildKit and buildah apply their umask to it, moby#47415, buildah#4811);
 - a stage-wide switch that turns the cache off (`ENV PIP_NO_CACHE_DIR=1`) stays in the image
   and is undone for each command that gets the mount (`env -u PIP_NO_CACHE_DIR pip ...`);
 - clean-ups that would empty the mount are dropped from that RUN; ones that cannot be are
@@ -37,8 +38,8 @@ from cachefix.rules.words import delete_assignment, previous_words, remove_words
 
 # Where a per-user cache goes for a user that is not root: outside the home folder, so the
 # mount point left behind does not make `~/.cache` root-owned (buildkit#2682, #3153).
-MOVED = "/var/cache/{name}-{owner}"
-ANYONE_MAY_WRITE = "0777"
+# Porting note: a user whose uid is unknown is reported (no `mode=0777` mounts: umask defeats them).
+MOVED = "/var/cache/{name}-{uid}"
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,11 @@ class UserCacheRule(RunRule):
         """What the command sees: ENV, ARG, exports and prefixes, over what its base image sets."""
         return {**self.image_env.get(run.stage.image, {}), **command_env(run, command)}
 
+    def caches_for(self, run: RunContext, state: object) -> tuple[Cache, ...]:
+        """The caches this RUN's commands use: `caches`, unless which version of the manager runs
+        decides (yarn v1's cache or berry's global folder, by what the stage shows)."""
+        return self.caches
+
     def refusal(self, run: RunContext, calls: Sequence[tuple[Command, Invocation]],
                 placed: Sequence[Placed]) -> Finding | None:
         """A reason not to mount (the result would be lost with the mount), as a finding."""
@@ -149,18 +155,20 @@ class UserCacheRule(RunRule):
         switched = [s.variable for s in self.switches if s.variable in env and s.off(env[s.variable])]
         for variable in switched:
             env.pop(variable)
-        placed: list[Placed] = []
-        for cache in self.caches:
-            found = self._place(run, cache, *cache.resolve(call, env, run.home))
-            if found is not None:
-                placed.append(found)
+        if run.uid is None:
+            yield self.at(run, first, f"{self.label or self.manager} runs as user '{run.user}' whose uid this file "
+                                      "does not show, so a cache mount cannot be made writable for it: create the "
+                                      "user with `useradd -u UID` (or use a numeric USER) and run cachefix again")
+            return
+        caches = self.caches_for(run, state)
+        placed = [p for cache in caches if (p := self._place(run, cache, *cache.resolve(call, env, run.home)))]
         if not placed:
             return
         refused = self.refusal(run, calls, placed)
         if refused is not None:
             yield refused
             return
-        yield from self._fix(run, calls, placed, switched)
+        yield from self._fix(run, calls, placed, switched, caches)
 
     def _place(self, run: RunContext, cache: Cache, target: str | None, chosen: bool) -> Placed | None:
         """Where the cache is mounted for the RUN's user (see the module's docstring)."""
@@ -168,15 +176,13 @@ class UserCacheRule(RunRule):
             return None
         if run.is_root:
             return Placed(CacheMount(target, sharing=cache.sharing))
-        owner = run.uid if run.uid is not None else run.user
-        mode = None if run.uid is not None else ANYONE_MAY_WRITE
         if chosen and target is not None:
-            return Placed(CacheMount(target, sharing=cache.sharing, uid=run.uid, gid=run.gid, mode=mode))
-        moved = MOVED.format(name=cache.name or self.manager, owner=owner)
-        return Placed(CacheMount(moved, sharing=cache.sharing, uid=run.uid, gid=run.gid, mode=mode), cache.variable)
+            return Placed(CacheMount(target, sharing=cache.sharing, uid=run.uid, gid=run.gid))
+        moved = MOVED.format(name=cache.name or self.manager, uid=run.uid)
+        return Placed(CacheMount(moved, sharing=cache.sharing, uid=run.uid, gid=run.gid), cache.variable)
 
     def _fix(self, run: RunContext, calls: Sequence[tuple[Command, Invocation]], placed: Sequence[Placed],
-             switched: Sequence[str]) -> Iterable[Finding]:
+             switched: Sequence[str], caches: Sequence[Cache]) -> Iterable[Finding]:
         first = calls[0][0]
         targets = [p.mount.target for p in placed]
         plan = clean_up(run.commands, self.is_clean_up, targets, run.home, shell_env(run),
@@ -184,7 +190,7 @@ class UserCacheRule(RunRule):
         if plan.breaker is not None:
             yield self.at(run, plan.breaker, plan.problem(" and ".join(targets)))
             return
-        stale = [m for p, cache in zip(placed, self.caches, strict=False)
+        stale = [m for p, cache in zip(placed, caches, strict=False)
                  for m in stale_mounts(run, p.mount.target, cache.name or self.manager, cache.in_home)]
         mounts = mount_fix(run, [p.mount for p in placed], self.options, self.manager, stale)
         assign = {p.variable: p.mount.target for p in placed if p.variable}
@@ -238,6 +244,8 @@ class UserCacheRule(RunRule):
             if origin is not None:
                 text += (f"; {variable} ({origin.keyword} on line {origin.start_line}) turns the cache off, so "
                          f"this command runs with `env -u {variable}` and the image keeps the setting")
-        if any(p.mount.mode for p in placed):
-            text += f"; user '{run.user}' has no fixed uid here, so the mount is writable by any user (mode=0777)"
+        account = run.stage.accounts.get(run.user)
+        if account is not None and account.allocated:
+            text += (f" (uid {run.uid} is the one the {run.stage.image} image's tools give user '{run.user}', "
+                     "created without `-u`)")
         return text
