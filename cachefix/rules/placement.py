@@ -171,3 +171,19 @@ def _merge(existing: ExistingMount, wanted: CacheMount) -> str:
 def _flag(options: Mapping[str, str]) -> str:
     """A parsed mount written back (`parse_mount` reads a bare key as "true")."""
     return mount_flag((k, None if v == "true" else v) for k, v in options.items())
+
+
+def home_not_writable(run: RunContext, manager: str, variable: str, home: str, writable: bool) -> str | None:
+    """For a user that is not root, why a cache inside `home` (CARGO_HOME, GEM_HOME: folders the
+    manager writes more into than its cache, so the cache cannot be moved out) cannot be mounted,
+    as a finding's message: the uid is not known, or `home` is not known to be `writable` by the
+    user, and a mount would create it owned by root. None when the mount can be made."""
+    if run.is_root or (writable and run.uid is not None):
+        return None
+    if run.uid is None:
+        return (f"{manager} runs as user '{run.user}' whose uid this file does not show, so a cache mount cannot be "
+                "made writable for it: create the user with `useradd -u UID` (or use a numeric USER) and run "
+                "cachefix again")
+    return (f"{manager} runs as user '{run.user}' with {variable}={home}, which this file does not show to be "
+            "writable by it: a cache mount inside it would create it owned by root. Make it the user's, then mount "
+            f"the cache there with uid={run.uid},gid={run.gid}")
