@@ -16,7 +16,6 @@ from cachefix.rules.calls import Invocation, invocation, script_command, system_
 from cachefix.rules.cleanup import clean_up
 from cachefix.rules.placement import mount_fix_under
 from cachefix.rules.rule import RunRule
-from cachefix.rules.user_cache import ANYONE_MAY_WRITE, MOVED
 from cachefix.rules.words import previous_words, remove_words
 
 MAVEN = frozenset({"mvn", "mvnw", "mvnd"})
@@ -81,9 +80,9 @@ def launcher_words(value: str) -> list[str]:
 
 
 def looks_like_repository(target: str) -> bool:
-    """A mount someone meant for Maven: `.../.m2`, `.../.m2/repository`, or cachefix's `maven-<user>`."""
+    """A mount someone meant for Maven: `.../.m2`, `.../.m2/repository`, or cachefix's `maven-UID`."""
     folder = target.rstrip("/")
-    return folder.endswith(("/.m2", "/.m2/repository")) or re.fullmatch(r".*/maven-[\w.-]+", folder) is not None
+    return folder.endswith(("/.m2", "/.m2/repository")) or re.fullmatch(r".*/maven-\d+", folder) is not None
 
 
 class MavenRule(RunRule):
@@ -107,8 +106,8 @@ class MavenRule(RunRule):
     For a user that is not root the repository moves out of the home folder
     (`-Dmaven.repo.local=/var/cache/maven-UID`, a mount owned by that uid): a mount under
     `~/.m2` would leave `~/.m2` owned by root, where `./mvnw` keeps the Maven it downloads.
-    A user created without a fixed uid (`useradd -m app`) gets `/var/cache/maven-app` with
-    `mode=0777`, which any uid may write.
+    A user whose uid the file does not show (`useradd -m app`) is reported instead: a cache
+    mount is writable only by the uid it is made for.
 
     ## Example
     ```dockerfile
@@ -154,6 +153,11 @@ class MavenRule(RunRule):
         if target is None:
             return
         moved = default and not run.is_root
+        if run.uid is None:
+            yield self.at(run, first, f"maven runs as user '{run.user}' whose uid this file does not show, so a cache "
+                                      "mount cannot be made writable for it: create the user with `useradd -u UID` "
+                                      "(or use a numeric USER) and run cachefix again")
+            return
         if moved and not run.shell_form:
             yield self.at(run, first, "maven runs as a non-root user in an exec-form RUN; rewrite it in shell form so "
                                       "-Dmaven.repo.local can point at a cache mount outside the home folder")
@@ -176,27 +180,21 @@ class MavenRule(RunRule):
                                       f"-Dmaven.repo.local={mount.target} to it; add it there and `{mounts.flags[0]}`")
         else:
             fix = [*mounts.edits, *plan.edits, *purge_goals(calls), *(repo_local(calls, mount.target) if moved else ())]
-            yield self.at(run, first, self._message(run, mount, mounts.flags[0], moved), fix, mounts=mounts.flags)
+            yield self.at(run, first, self._message(mount, mounts.flags[0], moved), fix, mounts=mounts.flags)
 
     @staticmethod
     def _mount(run: RunContext, target: str, moved: bool) -> CacheMount:
-        """The repository's mount: root's as it is; another user's owned by it, moved out of the home
-        folder unless the file chose the folder; writable by any uid where the uid is not known."""
+        """The repository's mount: root's as it is; another user's owned by it, and moved out of the
+        home folder (`/var/cache/maven-UID`) unless the file chose the folder."""
         if run.is_root:
             return CacheMount(target, sharing=SHARING)
-        mode = None if run.uid is not None else ANYONE_MAY_WRITE
-        if moved:
-            target = MOVED.format(name="maven", owner=run.uid if run.uid is not None else run.user)
-        return CacheMount(target, sharing=SHARING, uid=run.uid, gid=run.gid, mode=mode)
+        return CacheMount(f"/var/cache/maven-{run.uid}" if moved else target, sharing=SHARING, uid=run.uid,
+                          gid=run.gid)
 
     @staticmethod
-    def _message(run: RunContext, mount: CacheMount, flag: str, moved: bool) -> str:
+    def _message(mount: CacheMount, flag: str, moved: bool) -> str:
         text = f"Maven downloads without a locked cache mount on {mount.target}: use `{flag}`"
-        if moved:
-            text += f" and -Dmaven.repo.local={mount.target}"
-        if mount.mode:
-            text += f"; user '{run.user}' has no fixed uid here, so the mount is writable by any user (mode=0777)"
-        return text
+        return text + (f" and -Dmaven.repo.local={mount.target}" if moved else "")
 
 
 def purge_goals(calls: Sequence[tuple[Command, Invocation]]) -> Iterator[Edit]:
