@@ -84,8 +84,8 @@ class UvRule(UserCacheRule):
     The mount goes where uv caches: `--cache-dir`, `UV_CACHE_DIR`, `$XDG_CACHE_HOME/uv`, else
     `~/.cache/uv` (`/root/.cache/uv` for root). For another user it goes outside the home
     folder (`/var/cache/uv-UID`, owned by that uid, with `UV_CACHE_DIR` set for each command):
-    a mount under the home would leave root-owned folders there. A user created without a
-    fixed uid (`useradd -m app`) gets `/var/cache/uv-app` with `mode=0777`.
+    a mount under the home would leave root-owned folders there. A user created without `-u`
+    gets the uid the base image's tools give it, where the image is known.
 
     `UV_NO_CACHE` set to a true value by ENV or ARG turns the cache off for every command; it
     stays in the image, and the command that gets the mount runs with `env -u UV_NO_CACHE`.
