@@ -21,9 +21,9 @@ class BunRule(UserCacheRule):
     For another user the mount goes outside the home folder (`/var/cache/bun-UID`, owned by
     that uid, with `BUN_INSTALL_CACHE_DIR` set for those commands only, which beats every
     other setting): a root-owned folder is not writable by that user, and bun then silently
-    caches nothing. The `oven/bun` image's `bun` user is uid 1000; a user created without a
-    fixed uid gets `/var/cache/bun-USER` with `mode=0777`. bun publishes each package into its
-    cache with an atomic rename, so the mount is shared.
+    caches nothing. The `oven/bun` image's `bun` user is uid 1000, and a user created there
+    without `-u` gets the next uid, 1001. bun publishes each package into its cache with an
+    atomic rename, so the mount is shared.
 
     `--no-cache` only skips bun's manifest cache, not its package cache, so it is kept.
     `bun pm cache rm` and `rm -rf ~/.bun/install/cache` would empty the mount and are not
