@@ -75,14 +75,18 @@ class SystemCacheRule(RunRule):
         wanted = [CacheMount(t, sharing="locked" if t == lock else None) for t in targets]
         mounts = mount_fix(run, wanted, self.options, self.manager)
         extra, missing = self.extra_edits(run, calls, state)
-        if not mounts.flags and not extra:
-            return
         plan = clean_up(run.commands, self.is_clean_up, targets, run.home, shell_env(run),
                         deletions_corrupt=self.deletions_corrupt)
+        if not mounts.flags and not extra and not plan.edits and plan.breaker is None:
+            return
         if plan.breaker is not None:
             yield self.at(run, plan.breaker, plan.problem(" and ".join(targets)))
             return
         program = calls[0][1].program
+        if not mounts.flags and not extra:  # the RUN has its mounts, and empties them on every build
+            yield self.at(run, first, f"this RUN mounts {program}'s cache on {' and '.join(targets)} and then empties "
+                                      "it: the clean-up goes (the mount keeps the cache out of the image)", plan.edits)
+            return
         where = " and ".join(mounts.targets) or "its cache"
         if missing:
             yield self.at(run, first, f"{program} downloads without cache mounts on {where}, and cachefix cannot "
