@@ -1,49 +1,97 @@
 """BuildKit's own parser (the `dockerfile` package) as a judge of what a fix changed.
 
 Independent of cachefix's parser and shell analysis on purpose: a bug there must not hide
-itself here. A fix may add or change cache mounts, drop cache-defeating flags and cache
-clean-ups, keep apt's packages out of docker-clean's reach with `-o` options, point pip's,
-uv's, poetry's, go's, composer's and Maven's caches elsewhere and set uv's link mode to copy;
-nothing else.
+itself here. A fix may add or change cache mounts (any options: target, id, sharing, uid, mode)
+and otherwise change only what a package manager's `fixtures/<manager>/oracle.toml` allows;
+nothing else. Each of those files may hold these keys, every pattern a Python regex that must
+match a whole word or command:
+
+- `plumbing`: simple commands whose only effect is on package caches (`apt-get clean`);
+- `words`: words a fix may drop or add anywhere (`--no-cache-dir`, `PIP_CACHE_DIR=/x`);
+- `fragments`: literal text a fix may drop from inside a word (an `sh -c '...'` string) or an
+  ONBUILD line;
+- `paths`: cache folders (and what is under them) an `rm` may stop removing;
+- `option_values`: values of `-o` a fix may add to apt (`Dir::Cache::Archives=/x`);
+- `unset`: variable names a fix may unset for one command, `env -u NAME` before its program;
+- `program_words`: a table, program name → words a fix may drop from that program's commands.
+
+A new manager needs only its own oracle.toml: this module reads every one (`allowances`).
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import dockerfile
 
-# Simple commands whose only effect is on package caches.
-CACHE_PLUMBING = [
-    re.compile(r"^rm -(rf|fr|r|f|Rf) (/var/lib/apt/lists|/var/cache/apt)\S*( \S+)*$"),
-    re.compile(r"^(apt-get|apt) (-\S+ )*(clean|autoclean)$"),
-    re.compile(r"^(sudo )?rm -f /etc/apt/apt\.conf\.d/docker-clean$"),
-    re.compile(r"^apk (-\S+ )*cache clean$"),
-    re.compile(r"^(dnf|dnf5|yum|microdnf|tdnf) (-\S+ )*clean \S+$"),
-    re.compile(r"^(\S*/)?uv (-\S+ )*(cache (clean|prune)|clean)( \S+)*$"),
-    re.compile(r"^(\S*/)?(conda|mamba|micromamba) (-\S+ )*clean( \S+)*$"),
-    re.compile(r"^(\S*/)?poetry (-\S+ )*cache clear( \S+)*$"),
-    re.compile(r"^(npm (-\S+ )*cache (clean|clear|rm)|yarn (-\S+ )*cache clean|pnpm (-\S+ )*store prune)( \S+)*$"),
-    re.compile(r"^go clean( -(cache|modcache|testcache|fuzzcache|x))+$"),
-    re.compile(r"^(\S*/)?composer(\.phar)? (-\S+ )*(clear-cache|clearcache|cc)$"),
-    re.compile(r"^(\S*/)?mvnw? (-\S+ )*dependency:purge-local-repository( -D\S+)*$"),
-    re.compile(r"^(pip[0-9.]*|python[0-9.]* -m pip) cache purge$"),
-]
-CACHE_WORDS = re.compile(r"^(--no-cache-dir|PIP_NO_CACHE_DIR=\S*|PIP_CACHE_DIR=\S*"
-                         r"|--no-cache|--update-cache"  # apk: --no-cache becomes --update-cache
-                         r"|--setopt=keepcache=\S*"
-                         r"|npm_config_cache=\S*|YARN_CACHE_FOLDER=\S*|YARN_GLOBAL_FOLDER=\S*|npm_config_store_dir=\S*"
-                         r"|UV_NO_CACHE=\S*|UV_CACHE_DIR=\S*|UV_LINK_MODE=copy|POETRY_CACHE_DIR=\S*"
-                         r"|GOMODCACHE=\S*|GOCACHE=\S*|COMPOSER_CACHE_DIR=\S*|-Dmaven\.repo\.local=\S*"
-                         r"|dependency:purge-local-repository)$")
-CACHE_PATH = re.compile(r"^(/var/lib/apt/lists|/var/cache/(apt|dnf|libdnf5|yum|tdnf|npm|yarn|pnpm)"
-                        r"|\S*/\.npm|\S*/\.cache/yarn|\S*/pnpm/store"
-                        r"|\S*/\.cache/(uv|pypoetry|pip)|/opt/conda/pkgs|\$\{?(UV|POETRY)_CACHE_DIR\}?"
-                        r"|\S*/pkg/mod|\S*/\.cache/go-build|\S*/cargo/(registry|git)|\S*/\.cargo/(registry|git)"
-                        r"|\S*/\.m2/repository|\S*/\.gradle/caches|\S*/bundle/cache)(/\S*)?$")
-# apt options that only say where apt keeps its packages (`apt-get -o NAME=VALUE install`).
-APT_CACHE_OPTION = re.compile(r"^(Dir::Cache::Archives=\S*|APT::Keep-Downloaded-Packages=true)$")
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+KEYS = {"plumbing", "words", "fragments", "paths", "option_values", "unset", "program_words"}
+
+
+@dataclass(frozen=True)
+class Allowances:
+    """What every manager's oracle.toml allows a fix to change, combined."""
+
+    files: tuple[Path, ...]
+    plumbing: tuple[re.Pattern[str], ...]
+    words: re.Pattern[str]
+    fragments: tuple[str, ...]
+    paths: re.Pattern[str]
+    option_values: re.Pattern[str]
+    unset: frozenset[str]
+    program_words: dict[str, re.Pattern[str]]
+
+
+def _either(patterns: list[str], suffix: str = "") -> re.Pattern[str]:
+    """One regex for a whole word matching any of `patterns` (none: one that matches nothing)."""
+    if not patterns:
+        return re.compile(r"(?!)")
+    return re.compile("(?:" + "|".join(f"(?:{p})" for p in patterns) + ")" + suffix)
+
+
+def read_allowances(files: list[Path]) -> Allowances:
+    """Combine oracle.toml files; an unknown key is an error, so a misspelt one cannot allow nothing quietly."""
+    found: dict[str, list] = {key: [] for key in KEYS - {"program_words"}}
+    program_words: dict[str, list[str]] = {}
+    for path in files:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+        unknown = set(table) - KEYS
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {sorted(unknown)}; known: {sorted(KEYS)}")
+        for key, values in table.items():
+            if key == "program_words":
+                for program, words in values.items():
+                    program_words.setdefault(program, []).extend(words)
+            else:
+                found[key].extend(values)
+    return Allowances(
+        files=tuple(files),
+        plumbing=tuple(re.compile(p) for p in found["plumbing"]),
+        words=_either(found["words"]),
+        fragments=tuple(found["fragments"]),
+        paths=_either(found["paths"], r"(?:/\S*)?"),
+        option_values=_either(found["option_values"]),
+        unset=frozenset(found["unset"]),
+        program_words={program: _either(words) for program, words in program_words.items()},
+    )
+
+
+@lru_cache(maxsize=1)
+def allowances() -> Allowances:
+    """Every fixtures/<manager>/oracle.toml, read once."""
+    return read_allowances(sorted(FIXTURES.glob("*/oracle.toml")))
+
+
 OPERATORS = {";", "&&", "||", "|", "&", "(", ")", ";;"}
 INSTRUCTIONS = {"ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
                 "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"}
@@ -65,27 +113,72 @@ def _simple_commands(text: str, mounted: tuple[str, ...] = ()) -> list[str]:
     lexer = shlex.shlex(text.replace("\\\n", " ").replace("\n", " ; "), posix=True, punctuation_chars=";&|()")
     lexer.whitespace = " \t\r"
     lexer.whitespace_split = True
+    allowed = allowances()
     out: list[str] = []
     current: list[str] = []
     for token in [*lexer, ";"]:
-        if token in OPERATORS:
-            words = [w for i, w in enumerate(current) if not CACHE_WORDS.match(w)
-                     and not (w == "-o" and i + 1 < len(current) and APT_CACHE_OPTION.match(current[i + 1]))
-                     and not (i and current[i - 1] == "-o" and APT_CACHE_OPTION.match(w))]
-            if words and words[0] in ("uv", "uvx"):
-                words = [w for w in words if w != "-n"]  # uv's short --no-cache
-            if words and words[0] == "rm":
-                words = [w for w in words if not CACHE_PATH.match(w)
-                         and not any(w.rstrip("*").rstrip("/") in (m, m + "/") for m in mounted)]
-                if all(w.startswith("-") for w in words[1:]):
-                    words = []  # only caches were removed: the whole command was plumbing
-            kept = " ".join(w.replace(" --no-cache-dir", "") for w in words)
-            if kept and not any(p.match(kept) for p in CACHE_PLUMBING):
-                out.append(kept)
-            current = []
-        else:
+        if token not in OPERATORS:
             current.append(token)
+            continue
+        kept = _kept(current, mounted, allowed)
+        if kept and not any(p.fullmatch(kept) for p in allowed.plumbing):
+            out.append(kept)
+        current = []
     return out
+
+
+def _kept(command: list[str], mounted: tuple[str, ...], allowed: Allowances) -> str:
+    """A simple command's words less those a fix may add or drop, joined ("" when nothing is left)."""
+    command = _without_unsets(command, allowed.unset)
+    words = [w for i, w in enumerate(command) if not allowed.words.fullmatch(w)
+             and not (w == "-o" and i + 1 < len(command) and allowed.option_values.fullmatch(command[i + 1]))
+             and not (i and command[i - 1] == "-o" and allowed.option_values.fullmatch(w))]
+    if words and words[0] in allowed.program_words:
+        words = [w for w in words if not allowed.program_words[words[0]].fullmatch(w)]
+    if words and words[0] == "rm":
+        words = [w for w in words if not allowed.paths.fullmatch(w)
+                 and not any(w.rstrip("*").rstrip("/") in (m, m + "/") for m in mounted)]
+        if all(w.startswith("-") for w in words[1:]):
+            return ""  # only caches were removed: the whole command was plumbing
+    return " ".join(_without_fragments(w, allowed) for w in words)
+
+
+def _without_fragments(text: str, allowed: Allowances) -> str:
+    for fragment in allowed.fragments:
+        text = text.replace(fragment, "")
+    return text
+
+
+def _without_unsets(words: list[str], unset: frozenset[str]) -> list[str]:
+    """The words with each `-u NAME` that `env` is given before a program dropped, for the NAMEs a
+    fix may unset, and that `env` too when it is left with no options."""
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        if words[i] == "env":
+            options, end = _env_options(words, i + 1, unset)
+            if end < len(words) and len(options) < end - i - 1:  # a program follows, and something was dropped
+                out.extend(["env", *options] if options else [])
+                i = end
+                continue
+        out.append(words[i])
+        i += 1
+    return out
+
+
+def _env_options(words: list[str], start: int, unset: frozenset[str]) -> tuple[list[str], int]:
+    """`env`'s options from `start` less `-u NAME` for NAMEs in `unset`, and where the options end."""
+    options: list[str] = []
+    i = start
+    while i < len(words) and words[i].startswith("-"):
+        if words[i] == "-u" and i + 1 < len(words):
+            if words[i + 1] not in unset:
+                options += words[i:i + 2]
+            i += 2
+        else:
+            options.append(words[i])
+            i += 1
+    return options, i
 
 
 def _run_text(command) -> str:
@@ -102,7 +195,7 @@ def non_cache_changes(before: str, after: str) -> list[str]:
         where = f"line {old.start_line} {old.cmd.upper()}"
         if old.cmd.upper() == "ONBUILD":
             old_text, new_text = (re.sub(r"--mount=type=cache\S*\s+", "", c.original) for c in (old, new))
-            if old_text.replace(" --no-cache-dir", "") != new_text.replace(" --no-cache-dir", ""):
+            if _without_fragments(old_text, allowances()) != _without_fragments(new_text, allowances()):
                 problems.append(f"{where}: changed")
             continue
         if old.cmd.upper() != "RUN":
