@@ -7,53 +7,35 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from cachefix.model import Finding
-from cachefix.rewriter.context import RunContext, command_env
-from cachefix.rewriter.dockerfile import Dockerfile
-from cachefix.rewriter.mounts import CacheMount
+from cachefix.rewriter.context import RunContext, command_env, shell_env, word_path
 from cachefix.rewriter.shell import Command
-from cachefix.rules.base import (
-    Invocation,
-    Rule,
-    UserCache,
-    command_span,
-    invocation,
-    option_value,
-    programs_resolved,
-    truthy,
-    word_path,
-)
+from cachefix.rules.calls import Invocation, invocation, option_value, truthy
+from cachefix.rules.cleanup import clean_up
+from cachefix.rules.placement import mount_fix, owned_mount
+from cachefix.rules.rule import RunRule
 
 PROGRAMS = ("conda", "mamba", "micromamba")
 TAKES_VALUE = frozenset({"-r", "--root-prefix", "--rc-file"})
 INSTALLING = frozenset({"install", "create", "update", "upgrade"})
+# Where images install conda: conda and mamba use /opt/conda in the continuumio and condaforge
+# images; micromamba in mambaorg/micromamba (ENV MAMBA_ROOT_PREFIX="/opt/conda").
+CONDA_IMAGES = frozenset({"continuumio/miniconda3", "continuumio/miniconda", "continuumio/anaconda3",
+                          "continuumio/anaconda", "condaforge/miniforge3", "condaforge/miniforge-pypy3",
+                          "condaforge/mambaforge", "condaforge/mambaforge-pypy3"})
+IMAGE_ROOTS = {**{(image, p): "/opt/conda" for image in CONDA_IMAGES for p in ("conda", "mamba")},
+               ("mambaorg/micromamba", "micromamba"): "/opt/conda"}
+# The Miniconda, Anaconda, Miniforge and Mambaforge installers: `bash Miniforge3-Linux-x86_64.sh -b -p DIR`.
+INSTALLER = re.compile(r"(?i)(mini|ana)conda|miniforge|mambaforge")
+# conda reads CONDA_<SETTING>, libmamba MAMBA_<SETTING>: either makes packages symlinks into the cache.
+SOFTLINK_SETTINGS = ("always_softlink", "allow_softlinks")
 
 
 @dataclass(frozen=True)
-class ImageRoot:
-    """Where an image installs conda, and which programs use that root."""
+class CondaState:
+    """What earlier RUNs of the stage did: where an installer put conda, whether symlinks were turned on."""
 
-    root: str
-    programs: tuple[str, ...]
-
-
-CONDA = ImageRoot("/opt/conda", ("conda", "mamba"))
-IMAGE_ROOTS = {
-    "continuumio/miniconda3": CONDA,
-    "continuumio/miniconda": CONDA,
-    "continuumio/anaconda3": CONDA,
-    "continuumio/anaconda": CONDA,
-    "condaforge/miniforge3": CONDA,
-    "condaforge/miniforge-pypy3": CONDA,
-    "condaforge/mambaforge": CONDA,
-    "condaforge/mambaforge-pypy3": CONDA,
-    "mambaorg/micromamba": ImageRoot("/opt/conda", ("micromamba",)),  # ENV MAMBA_ROOT_PREFIX="/opt/conda"
-}
-# The Miniconda, Anaconda, Miniforge and Mambaforge installers: `bash Miniforge3-Linux-x86_64.sh -b -p DIR`.
-INSTALLER = re.compile(r"(?i)(mini|ana)conda|miniforge|mambaforge")
-ROOT_FACT = "conda-root="
-SOFTLINK_FACT = "conda-softlinks"
-# conda reads CONDA_<SETTING>, libmamba MAMBA_<SETTING>: either makes packages symlinks into the cache.
-SOFTLINK_SETTINGS = ("always_softlink", "allow_softlinks")
+    root: str | None = None
+    softlinks: bool = False
 
 
 def conda(command: Command) -> Invocation | None:
@@ -66,14 +48,6 @@ def action(call: Invocation) -> str | None:
     if words[:1] == ["env"] and len(words) > 1:
         return words[1] if words[1] in ("create", "update") else None
     return call.subcommand if call.subcommand in INSTALLING else None
-
-
-def _image_root(run: RunContext, call: Invocation) -> ImageRoot | None:
-    """The conda installation the stage's base image ships for this program, if known."""
-    image = run.stage.base_image.split("@")[0]
-    image = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
-    known = IMAGE_ROOTS.get(image.removeprefix("docker.io/").removeprefix("library/"))
-    return known if known is not None and call.program in known.programs else None
 
 
 def installer_prefix(command: Command, env: Mapping[str, str], home: str | None) -> str | None:
@@ -90,10 +64,10 @@ def softlinks(env: Mapping[str, str], call: Invocation) -> bool:
         truthy(env.get(f"{tool}_{setting}".upper())) for tool in ("conda", "mamba") for setting in SOFTLINK_SETTINGS)
 
 
-def sets_softlinks(call: Invocation) -> bool:
+def sets_softlinks(call: Invocation | None) -> bool:
     """`conda config --set always_softlink true`, `micromamba config set allow_softlinks yes`."""
-    values = [w.value or "" for w in call.args]
-    return call.subcommand == "config" and any(
+    values = [] if call is None else [w.value or "" for w in call.args]
+    return call is not None and call.subcommand == "config" and any(
         v in SOFTLINK_SETTINGS and i + 1 < len(values) and truthy(values[i + 1]) for i, v in enumerate(values))
 
 
@@ -103,7 +77,7 @@ def cleans_cache(command: Command) -> bool:
     return call is not None and call.subcommand == "clean"
 
 
-class CondaRule(Rule):
+class CondaRule(RunRule):
     """
     ## What it does
     Finds `conda`, `mamba` and `micromamba` installs (`install`, `create`, `update`,
@@ -156,68 +130,66 @@ class CondaRule(Rule):
     name = "conda-cache-mount"
     manager = "conda"
     summary = "conda/mamba/micromamba install without a locked cache mount on the package cache"
-    triggers = ("conda", "mamba", "forge")
+    triggers = observes = ("conda", "mamba", "forge")
+    State = CondaState
 
-    def check(self, run: RunContext, dockerfile: Dockerfile) -> Iterable[Finding]:
-        commands = programs_resolved(run)
-        self._learn(run, commands)
-        calls = [(c, r, a) for c, r in commands if (a := conda(r)) is not None and action(a)]
+    def observe(self, run: RunContext, state: object) -> CondaState:
+        """Where an installer put conda (the last one wins), and a `config` that turns on symlinks."""
+        assert isinstance(state, CondaState)
+        roots = [p for c in run.commands if (p := installer_prefix(c, command_env(run, c), run.home))]
+        return CondaState(roots[-1] if roots else state.root,
+                          state.softlinks or any(sets_softlinks(conda(c)) for c in run.commands))
+
+    def check(self, run: RunContext, state: object) -> Iterable[Finding]:
+        assert isinstance(state, CondaState)
+        calls = [(c, a) for c in run.commands if (a := conda(c)) is not None and action(a)]
         if not calls:
             return
-        first, resolved, call = calls[0]
-        span = command_span(run, first)
+        first, call = calls[0]
         env = command_env(run, first)
-        if SOFTLINK_FACT in run.stage.facts or any(softlinks(command_env(run, c), a) for c, _, a in calls):
-            yield self.finding(dockerfile, span,
-                               f"{call.program} is set to link packages as symlinks into its package cache "
-                               "(always_softlink or allow_softlinks): with a cache mount the environment would "
-                               "point into the mount, which is not in the image; turn that setting off")
+        if state.softlinks or any(softlinks(command_env(run, c), a) for c, a in calls):
+            yield self.at(run, first, f"{call.program} is set to link packages as symlinks into its package cache "
+                                      "(always_softlink or allow_softlinks): with a cache mount the environment "
+                                      "would point into the mount, which is not in the image; turn that setting off")
             return
-        pkgs = self._pkgs_dir(run, resolved, call, env)
+        pkgs = self._pkgs_dir(run, first, call, env, state)
         if pkgs is None:
-            yield self.finding(dockerfile, span,
-                               f"{call.program} caches packages in <root prefix>/pkgs, and this file does not show "
-                               f"where {call.program} is installed (base image '{run.stage.base_image}'): set "
-                               "CONDA_PKGS_DIRS with ENV and run cachefix again")
+            yield self.at(run, first, f"{call.program} caches packages in <root prefix>/pkgs, and this file does not "
+                                      f"show where {call.program} is installed (base image '{run.stage.base_image}'): "
+                                      "set CONDA_PKGS_DIRS with ENV and run cachefix again")
             return
-        placed = self.user_cache(run, dockerfile, first, pkgs, None, "CONDA_PKGS_DIRS")
-        mount = None
-        if isinstance(placed, UserCache) and not run.is_root:
-            # The folder is fixed, so the default id (the target) is one cache for every build on
-            # the builder; uid/gid apply only when BuildKit creates it, and one a root build made
-            # would be read-only here. A cache of its own for this uid avoids that.
-            mount = CacheMount(pkgs, f"{self.options.id_prefix}conda-{run.uid}", "locked", run.uid, run.gid)
-        yield from self.user_cache_fix(run, dockerfile, [c for c, _, _ in calls], placed, cleans_cache,
-                                       sharing="locked", label=call.program, mount=mount, deletions_corrupt=True)
+        if run.uid is None:
+            yield self.at(run, first, f"{call.program} runs as user '{run.user}' whose uid this file does not show, "
+                                      "so a cache mount cannot be made writable for it: create the user with "
+                                      "`useradd -u UID` (or use a numeric USER) and run cachefix again")
+            return
+        yield from self._fix(run, first, call, pkgs)
+
+    def _fix(self, run: RunContext, first: Command, call: Invocation, pkgs: str) -> Iterable[Finding]:
+        plan = clean_up(run.commands, cleans_cache, [pkgs], run.home, shell_env(run), deletions_corrupt=True)
+        if plan.breaker is not None:
+            yield self.at(run, plan.breaker, plan.problem(pkgs))
+            return
+        # The folder is fixed, so the default id (the target) is one cache for every build on the
+        # builder; uid/gid apply only when BuildKit creates it: another uid gets a cache of its own.
+        mounts = mount_fix(run, [owned_mount(pkgs, "conda", run.uid, run.gid, self.options, "locked")],
+                           self.options, self.manager)
+        if mounts.flags:
+            yield self.at(run, first, f"{call.program} downloads without a cache mount on {pkgs}: add "
+                                      f"`{mounts.flags[0]}`", [*mounts.edits, *plan.edits], mounts=mounts.flags)
 
     @staticmethod
-    def _learn(run: RunContext, commands: list[tuple[Command, Command]]) -> None:
-        """Remember where an installer put conda, and a `config` that turns on symlinks."""
-        for command, resolved in commands:
-            prefix = installer_prefix(resolved, command_env(run, command), run.home)
-            if prefix is not None:
-                run.stage.facts.difference_update({f for f in run.stage.facts if f.startswith(ROOT_FACT)})
-                run.stage.facts.add(ROOT_FACT + prefix)
-            call = conda(resolved)
-            if call is not None and sets_softlinks(call):
-                run.stage.facts.add(SOFTLINK_FACT)
-
-    @staticmethod
-    def _pkgs_dir(run: RunContext, command: Command, call: Invocation, env: Mapping[str, str]) -> str | None:
+    def _pkgs_dir(run: RunContext, command: Command, call: Invocation, env: Mapping[str, str],
+                  state: CondaState) -> str | None:
         """The first of `pkgs_dirs`: CONDA_PKGS_DIRS, else `<root prefix>/pkgs`."""
         listed = env.get("CONDA_PKGS_DIRS", "").split(",")[0].strip()
         if listed:
             return run.home.rstrip("/") + listed[1:] if run.home and listed.startswith("~/") else listed
-        root = None
         if call.program == "micromamba":
             root = option_value(call.args, {"-r", "--root-prefix"}) or env.get("MAMBA_ROOT_PREFIX")
         else:
             path = next((w.value for w in command.words if w.value and w.value.endswith("/" + call.program)), "")
             found = re.fullmatch(r"(/.+)/(bin|condabin)/(conda|mamba)", path)
-            root = found.group(1) if found else next(
-                (f[len(ROOT_FACT):] for f in run.stage.facts if f.startswith(ROOT_FACT)), None)
-        image = _image_root(run, call)
-        if root is None and image is not None:
-            root = image.root
+            root = found.group(1) if found else state.root
+        root = root or IMAGE_ROOTS.get((run.stage.image, call.program))
         return None if root is None else root.rstrip("/") + "/pkgs"
-
