@@ -28,7 +28,7 @@ from typing import ClassVar
 
 from cachefix.model import Edit, Finding
 from cachefix.rewriter.context import RunContext, command_env, shell_env
-from cachefix.rewriter.mounts import CacheMount
+from cachefix.rewriter.mounts import CacheMount, ExistingMount
 from cachefix.rewriter.shell import Command
 from cachefix.rules.calls import Invocation, invocation, option_value, starts_with
 from cachefix.rules.cleanup import clean_up
@@ -131,6 +131,15 @@ class UserCacheRule(RunRule):
         decides (yarn v1's cache or berry's global folder, by what the stage shows)."""
         return self.caches
 
+    def pinned(self, run: RunContext, cache: Cache) -> str | None:
+        """Where root's cache goes when the file does not show where the manager puts it (composer:
+        the image's XDG setup decides), with `cache.variable` set to it for each command; None: no fix."""
+        return None
+
+    def stale(self, run: RunContext, cache: Cache, target: str) -> list[ExistingMount]:
+        """Cache mounts on the RUN meant for this cache that do not hold `target`: replaced, not kept beside."""
+        return stale_mounts(run, target, cache.name or self.manager, cache.in_home)
+
     def refusal(self, run: RunContext, calls: Sequence[tuple[Command, Invocation]],
                 placed: Sequence[Placed]) -> Finding | None:
         """A reason not to mount (the result would be lost with the mount), as a finding."""
@@ -172,6 +181,8 @@ class UserCacheRule(RunRule):
 
     def _place(self, run: RunContext, cache: Cache, target: str | None, chosen: bool) -> Placed | None:
         """Where the cache is mounted for the RUN's user (see the module's docstring)."""
+        if run.is_root and target is None and not chosen and (pin := self.pinned(run, cache)):
+            return Placed(CacheMount(pin, sharing=cache.sharing), cache.variable)
         if (run.is_root or chosen) and target is None:  # a relative folder, or an unknown home for root
             return None
         if run.is_root:
@@ -191,7 +202,7 @@ class UserCacheRule(RunRule):
             yield self.at(run, plan.breaker, plan.problem(" and ".join(targets)))
             return
         stale = [m for p, cache in zip(placed, caches, strict=False)
-                 for m in stale_mounts(run, p.mount.target, cache.name or self.manager, cache.in_home)]
+                 for m in self.stale(run, cache, p.mount.target)]
         mounts = mount_fix(run, [p.mount for p in placed], self.options, self.manager, stale)
         assign = {p.variable: p.mount.target for p in placed if p.variable}
         prefixes = self._per_command(run, calls, assign, switched)
@@ -211,11 +222,12 @@ class UserCacheRule(RunRule):
     def _per_command(self, run: RunContext, calls: Sequence[tuple[Command, Invocation]], assign: Mapping[str, str],
                      switched: Sequence[str]) -> list[Edit]:
         """Each command's prefix: the moved cache's variable set, the switches undone (a prefix
-        `VAR=...` on the command itself is deleted instead, see `_defeaters`)."""
+        `VAR=...` on the command itself is deleted instead, see `_defeaters`; a switch that is the
+        variable set needs no undoing: the command's own setting wins over the ENV)."""
         out = []
         for command, _ in calls:
-            inline = {a.name for a in command.assignments}
-            edit = set_for_command(command, run.shell_form, assign, [v for v in switched if v not in inline])
+            kept = {a.name for a in command.assignments} | set(assign)
+            edit = set_for_command(command, run.shell_form, assign, [v for v in switched if v not in kept])
             if edit is not None:
                 out.append(edit)
         return out
@@ -242,8 +254,9 @@ class UserCacheRule(RunRule):
         for variable in switched:
             origin = run.origins.get(variable)
             if origin is not None:
-                text += (f"; {variable} ({origin.keyword} on line {origin.start_line}) turns the cache off, so "
-                         f"this command runs with `env -u {variable}` and the image keeps the setting")
+                how = "is set to the mount for it" if variable in assign else f"is unset for it (`env -u {variable}`)"
+                text += (f"; {variable} ({origin.keyword} on line {origin.start_line}) turns the cache off, so it "
+                         f"{how} and the image keeps the setting")
         account = run.stage.accounts.get(run.user)
         if account is not None and account.allocated:
             text += (f" (uid {run.uid} is the one the {run.stage.image} image's tools give user '{run.user}', "
