@@ -12,7 +12,7 @@ from cachefix.rewriter.mounts import cache_mount_covering, existing_mounts
 from cachefix.rewriter.shell import Command
 from cachefix.rules.calls import Invocation, invocation, option_value, truthy
 from cachefix.rules.cleanup import clean_up
-from cachefix.rules.placement import mount_fix, owned_mount
+from cachefix.rules.placement import home_not_writable, mount_fix, owned_mount
 from cachefix.rules.rule import RunRule
 
 BUNDLE_DOWNLOADING = frozenset({"install", "i", "update", "add", "cache", "package"})
@@ -135,8 +135,9 @@ class BundlerRule(RunRule):
         if problem is None and (held := cache_mount_covering(existing_mounts(run.instruction), gem_home)):
             problem = (f"the cache mount on {held.target} holds GEM_HOME ({gem_home}), where the gems are installed: "
                        f"they are not in the image; mount only {gem_home}/cache")
-        if problem is None and not run.is_root:
-            problem = self._not_writable(run, calls[0], gem_home)
+        if problem is None:  # the ruby image's GEM_HOME is everyone's (`chmod 777`)
+            writable = run.stage.image in IMAGE_ENV and "GEM_HOME" not in command_env(run, calls[0])
+            problem = home_not_writable(run, self.manager, "GEM_HOME", gem_home, writable)
         if problem is not None:
             yield self.at(run, calls[0], problem)
             return
@@ -153,18 +154,6 @@ class BundlerRule(RunRule):
         yield self.at(run, calls[0], f"gems are downloaded without a locked cache mount on {target}: add "
                                      + " ".join(f"`{f}`" for f in mounts.flags), [*mounts.edits, *plan.edits],
                       mounts=mounts.flags)
-
-    def _not_writable(self, run: RunContext, command: Command, gem_home: str) -> str | None:
-        """Why a user that is not root cannot have the mount: a cache inside a GEM_HOME not known to
-        be the user's would be created owned by root (the ruby image's is everyone's)."""
-        if run.uid is None:
-            return (f"gems are installed as user '{run.user}' whose uid this file does not show, so a cache mount "
-                    "cannot be made writable for it: create the user with `useradd -u UID` and run cachefix again")
-        if run.stage.image in IMAGE_ENV and "GEM_HOME" not in command_env(run, command):
-            return None
-        return (f"{self.manager} runs as user '{run.user}' with GEM_HOME={gem_home}, which this file does not show "
-                "to be writable by it: a cache mount inside it would create it owned by root. Make it the user's, "
-                f"then mount the cache there with uid={run.uid},gid={run.gid}")
 
     @staticmethod
     def _gem_home(run: RunContext, calls: list[Command], state: BundlerState) -> tuple[str, str | None]:
