@@ -1,0 +1,3 @@
+import cfxdemo_cli
+
+cfxdemo_cli.main()
