@@ -12,7 +12,8 @@ match a whole word or command:
   ONBUILD line;
 - `paths`: cache folders (and what is under them) an `rm` may stop removing;
 - `option_values`: values of `-o` a fix may add to apt (`Dir::Cache::Archives=/x`);
-- `unset`: variable names a fix may unset for one command, `env -u NAME` before its program;
+- `unset`: variable names a fix may unset for one command, `env -u NAME` before its program
+  (`words` may be set there too: `env NAME=value program`, as in exec form);
 - `program_words`: a table, program name → words a fix may drop from that program's commands.
 
 A new manager needs only its own oracle.toml: this module reads every one (`allowances`).
@@ -129,7 +130,7 @@ def _simple_commands(text: str, mounted: tuple[str, ...] = ()) -> list[str]:
 
 def _kept(command: list[str], mounted: tuple[str, ...], allowed: Allowances) -> str:
     """A simple command's words less those a fix may add or drop, joined ("" when nothing is left)."""
-    command = _without_unsets(command, allowed.unset)
+    command = _without_env_prefix(command, allowed)
     words = [w for i, w in enumerate(command) if not allowed.words.fullmatch(w)
              and not (w == "-o" and i + 1 < len(command) and allowed.option_values.fullmatch(command[i + 1]))
              and not (i and command[i - 1] == "-o" and allowed.option_values.fullmatch(w))]
@@ -149,16 +150,17 @@ def _without_fragments(text: str, allowed: Allowances) -> str:
     return text
 
 
-def _without_unsets(words: list[str], unset: frozenset[str]) -> list[str]:
-    """The words with each `-u NAME` that `env` is given before a program dropped, for the NAMEs a
-    fix may unset, and that `env` too when it is left with no options."""
+def _without_env_prefix(words: list[str], allowed: Allowances) -> list[str]:
+    """The words less what a fix may put between `env` and a program: `-u NAME` for the NAMEs in
+    `unset`, and cache settings (`env npm_config_cache=/x npm ci`, exec form's prefix assignment);
+    less that `env` too when nothing else is left of its arguments."""
     out: list[str] = []
     i = 0
     while i < len(words):
         if words[i] == "env":
-            options, end = _env_options(words, i + 1, unset)
-            if end < len(words) and len(options) < end - i - 1:  # a program follows, and something was dropped
-                out.extend(["env", *options] if options else [])
+            kept, end = _env_arguments(words, i + 1, allowed)
+            if end < len(words) and len(kept) < end - i - 1:  # a program follows, and something was dropped
+                out.extend(["env", *kept] if kept else [])
                 i = end
                 continue
         out.append(words[i])
@@ -166,19 +168,20 @@ def _without_unsets(words: list[str], unset: frozenset[str]) -> list[str]:
     return out
 
 
-def _env_options(words: list[str], start: int, unset: frozenset[str]) -> tuple[list[str], int]:
-    """`env`'s options from `start` less `-u NAME` for NAMEs in `unset`, and where the options end."""
-    options: list[str] = []
+def _env_arguments(words: list[str], start: int, allowed: Allowances) -> tuple[list[str], int]:
+    """`env`'s options and assignments from `start`, less those a fix may add, and where they end."""
+    kept: list[str] = []
     i = start
-    while i < len(words) and words[i].startswith("-"):
+    while i < len(words) and (words[i].startswith("-") or "=" in words[i]):
         if words[i] == "-u" and i + 1 < len(words):
-            if words[i + 1] not in unset:
-                options += words[i:i + 2]
+            if words[i + 1] not in allowed.unset:
+                kept += words[i:i + 2]
             i += 2
-        else:
-            options.append(words[i])
-            i += 1
-    return options, i
+            continue
+        if words[i].startswith("-") or not allowed.words.fullmatch(words[i]):
+            kept.append(words[i])
+        i += 1
+    return kept, i
 
 
 def _run_text(command) -> str:
