@@ -126,6 +126,12 @@ class _Source:
 def _static_value(node: tree_sitter.Node, src: _Source) -> str | None:
     """The word after quote removal, or None when it depends on the environment."""
     kind = node.type
+    if kind in ("export", "variable_name"):  # the words of `export NAME ...`
+        return src.node_text(node)
+    if kind == "variable_assignment":  # `NAME=value` after `export`
+        name, value = node.child_by_field_name("name"), node.child_by_field_name("value")
+        static = "" if value is None else _static_value(value, src)
+        return None if name is None or static is None else f"{src.node_text(name)}={static}"
     if kind in ("word", "number"):
         text = src.node_text(node)
         if "$" in text or "`" in text:
@@ -276,7 +282,7 @@ class _Walker:
             place = stack.pop()
             node = place.siblings[place.index]
             kind = node.type
-            if kind == "command":
+            if kind == "command" or (kind == "declaration_command" and node.children[0].type == "export"):
                 self._command(node, place, src)
             inner = place.depth + 1 if kind in SUBSTITUTIONS else place.depth
             if inner > MAX_DEPTH:
@@ -288,9 +294,12 @@ class _Walker:
     def _command(self, node: tree_sitter.Node, place: _Place, src: _Source) -> None:
         assignments: list[Assignment] = []
         words: list[tree_sitter.Node] = []
+        exporting = node.type == "declaration_command"  # `export A=/c B`: words `export`, `A=/c`, `B`
+        if exporting:
+            words.append(node.children[0])
         for child in node.named_children:
             kind = child.type
-            if kind == "variable_assignment":
+            if kind == "variable_assignment" and not exporting:
                 name = child.child_by_field_name("name")
                 value = child.child_by_field_name("value")
                 assignments.append(Assignment(
