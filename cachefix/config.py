@@ -29,9 +29,10 @@ from cachefix.discovery import BadPattern, compile_patterns, warn_on_stderr
 from cachefix.files import read_regular_file
 from cachefix.limits import MAX_CONFIG_BYTES
 from cachefix.model import Severity
+from cachefix.rewriter.context import image_name
 from cachefix.rewriter.syntax import is_image_reference
-from cachefix.rules.rule import Options
 from cachefix.rules.registry import UnknownRule, all_rules, select_rules
+from cachefix.rules.rule import Options
 from cachefix.suppressions import InvalidSuppression, displayable
 
 NAMES = (".cachefix.toml", "pyproject.toml")  # looked for in this order in each folder
@@ -47,7 +48,7 @@ MAX_ENTRIES = 1000  # codes or patterns in one key
 _TOML_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'')
 _DOTTED_KEY = re.compile(r"[A-Za-z0-9_-]+(?:[ \t]*\.[ \t]*[A-Za-z0-9_-]+)*")
 _TOML_POSITION = re.compile(r" \(at (?:line (?P<line>[0-9]+), column [0-9]+|end of document)\)")
-_KEYS = frozenset({"select", "ignore", "exclude", "per-file-ignores", "syntax", "fail-on"}) | _MANAGER_KEYS
+_KEYS = frozenset({"select", "ignore", "exclude", "per-file-ignores", "syntax", "fail-on", "images"}) | _MANAGER_KEYS
 
 
 class ConfigError(Exception):
@@ -75,6 +76,8 @@ class Config:
     fail_on: str = "info"
     options: Options = field(default_factory=Options)  # top-level id-prefix and sharing
     managers: tuple[tuple[str, Options], ...] = ()  # per-manager tables, over `options`
+    # Private base images and the well-known image each is built like (`"corp/python" = "python"`).
+    images: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         """No Config holds a `syntax` that could write more than a directive into a Dockerfile. A
@@ -302,6 +305,18 @@ class _Table:
             raise self.fail(key, f"must be one of {', '.join(choices)}, not {_described(value)}")
         return value
 
+    def images(self) -> tuple[tuple[str, str], ...]:
+        """`images = {"registry.example/python-base" = "python"}`: each a base image name and the
+        well-known image it is built like, so rules know its accounts and defaults."""
+        value = self.data.get("images", {})
+        if not isinstance(value, dict):
+            raise self.fail("images", f"must be a table of image = \"well-known image\", not {_described(value)}")
+        for name, like in value.items():
+            if not isinstance(like, str) or not is_image_reference(like) or not is_image_reference(name):
+                raise self.fail("images", f"`{displayable(name)} = {_described(like)}` must map an image name to an "
+                                          "image name (\"corp/python-base\" = \"python\")")
+        return tuple((image_name(name), image_name(like)) for name, like in value.items())
+
     def options(self, default: Options) -> Options:
         prefix = self.data.get("id-prefix", default.id_prefix)
         if not isinstance(prefix, str) or not _MOUNT_ID.fullmatch(prefix):
@@ -344,6 +359,7 @@ def _config(path: Path, table: _Table) -> Config:
         fail_on=table.choice("fail-on", FAIL_ON) or "info",
         options=options,
         managers=tuple(per_manager),
+        images=table.images(),
     )
 
 

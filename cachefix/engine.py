@@ -7,7 +7,7 @@ easy to test on strings.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from cachefix.limits import check_parsed, check_text
@@ -34,6 +34,7 @@ class Settings:
 
     rules: Sequence[Rule]
     syntax: str | None = None  # None: the default frontend; "none": never write one
+    images: Mapping[str, str] = field(default_factory=dict)  # private base image → the image it is built like
 
 
 @dataclass
@@ -63,7 +64,7 @@ def _checked(dockerfile: Dockerfile, settings: Settings,
     if skips_file(dockerfile.text):
         return [], []
     suppressions = Suppressions.read(dockerfile)
-    scope = FileScope(dockerfile, settings.syntax, suppressions, replay(dockerfile, bases).runs)
+    scope = FileScope(dockerfile, settings.syntax, suppressions, replay(dockerfile, bases, settings.images).runs)
     found: list[Finding] = []
     unsilenced: list[Finding] = []
     for rule in [*settings.rules, InvalidSuppression()]:

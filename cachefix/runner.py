@@ -66,7 +66,8 @@ def with_flags(config: Config, args: argparse.Namespace) -> Config:
 
 def settings_for(config: Config, ignored: tuple[str, ...] = ()) -> Settings:
     rules = select_rules(list(config.select) if config.select else None, [*config.ignore, *ignored])
-    return Settings(rules=[rule(config.options_for(rule.manager)) for rule in rules], syntax=config.syntax)
+    return Settings(rules=[rule(config.options_for(rule.manager)) for rule in rules], syntax=config.syntax,
+                    images=dict(config.images))
 
 
 def plan(args: argparse.Namespace) -> list[Job]:

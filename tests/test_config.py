@@ -148,3 +148,27 @@ def test_the_configuration_example_in_the_docs_is_valid(tmp_path, capsys) -> Non
     write(tmp_path / "Dockerfile", APT_AND_PIP)
     status, out, err = check(capsys, "Dockerfile")
     assert (status, err) == (1, "") and sorted(codes(out)) == ["CF101", "CF201"]
+
+
+USERADD = "FROM registry.example/python-base:3.12\nRUN useradd -m app\nUSER app\nRUN pip install flask\n"
+
+
+def test_images_makes_a_private_base_image_known(tmp_path, capsys) -> None:
+    write(tmp_path / "Dockerfile", USERADD)
+    status, out, _ = check(capsys, "Dockerfile")
+    assert status == 1 and "whose uid this file does not show" in out
+    write(tmp_path / ".cachefix.toml", 'images = { "registry.example/python-base" = "python" }\n')
+    assert main(["fix", "--quiet", "--syntax", "none", "Dockerfile"]) == 0
+    assert (tmp_path / "Dockerfile").read_text().splitlines()[3] == (
+        "RUN --mount=type=cache,target=/var/cache/pip-1000,uid=1000,gid=1000 "
+        "PIP_CACHE_DIR=/var/cache/pip-1000 pip install flask")
+
+
+@pytest.mark.parametrize("value", ['images = ["python"]', 'images = { "corp/base" = 3 }',
+                                   'images = { "corp/base" = "not an image!" }'])
+def test_a_broken_images_table_is_one_line_and_exit_2(tmp_path, capsys, value: str) -> None:
+    write(tmp_path / ".cachefix.toml", value + "\n")
+    write(tmp_path / "Dockerfile", USERADD)
+    status, out, err = check(capsys, "Dockerfile")
+    assert status == 2 and "images" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "Dockerfile").read_text() == USERADD

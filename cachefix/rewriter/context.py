@@ -81,10 +81,9 @@ class Stage:
     next_ids: tuple[int, int] | None = None
     instructions: list[Instruction] = field(default_factory=list)  # after its FROM, in order
 
-    @property
-    def image(self) -> str:
-        """The base image as Docker Hub names it (`golang` for `docker.io/library/golang:1.22`)."""
-        return image_name(self.base_image)
+    # The base image as Docker Hub names it (`golang` for `docker.io/library/golang:1.22`), or the
+    # well-known image the configuration says a private one is built like.
+    image: str = ""
 
     def derive(self, index: int, name: str | None) -> Stage:
         return replace(self, index=index, name=name, env=dict(self.env), args={},
@@ -279,9 +278,9 @@ def image_name(reference: str) -> str:
     return name.removeprefix("docker.io/").removeprefix("index.docker.io/").removeprefix("library/")
 
 
-def first_free_id(reference: str) -> int | None:
-    """The id the first regular account created in this image gets, when the image's accounts are known."""
-    name = image_name(reference)
+def first_free_id(name: str, reference: str) -> int | None:
+    """The id the first regular account created in image `name` (the `reference`'s, or the image
+    it is built like) gets, when the image's accounts are known."""
     if name == "ubuntu":
         tag = reference.split("@", 1)[0].rpartition(":")[2] if ":" in reference.split("/")[-1] else "latest"
         release = tag.split("-", 1)[0]
@@ -290,7 +289,7 @@ def first_free_id(reference: str) -> int | None:
 
 
 def _base_image_defaults(stage: Stage) -> None:
-    first = first_free_id(stage.base_image)
+    first = first_free_id(stage.image, stage.base_image)
     stage.next_ids = None if first is None else (first, first)
     for name, user, uid, gid, home in _IMAGE_ACCOUNTS:
         if not name or stage.image == name:
@@ -420,13 +419,14 @@ def _learn_accounts(stage: Stage, found: list[Command], variables: Mapping[str, 
             group_keys = ("--gid", "--ingroup", "-G")
             home = options.get("--home") or options.get("-h")
         group = next((options[k] for k in group_keys if options.get(k)), None)
-        if group is None and name not in stage.groups and uid is not None:  # the user's own new group
+        own_group = group is None and name not in stage.groups  # useradd makes one, numbered like the uid if free
+        if own_group and uid is not None:
             stage.groups[name] = _own_group(stage, uid)
         gid = _int(group) if group and group.isdigit() else stage.groups.get(group or name, uid)
         _remember(stage, "uid", uid, uid_arg)
         if group and group.isdigit():
             _remember(stage, "gid", gid, _build_arg(stage, cmd, group_keys))
-        elif (group or name) not in stage.groups:  # the user's own group, with the uid's number
+        elif (own_group or (group or name) not in stage.groups) and gid == uid:
             _remember(stage, "gid", gid, uid_arg)
         stage.accounts[name] = Account(name, uid, gid, home or f"/home/{name}", given is None and uid is not None)
 
@@ -530,7 +530,8 @@ class Replay:
     runs: list[RunContext] = field(default_factory=list)
 
 
-def replay(dockerfile: Dockerfile, bases: BaseLookup | None = None) -> Replay:
+def replay(dockerfile: Dockerfile, bases: BaseLookup | None = None,
+           images: Mapping[str, str] | None = None) -> Replay:
     """Replay the file in order: each stage's USER, ENV, ARG and WORKDIR, the accounts its RUNs
     create, and each RUN (and ONBUILD RUN) with what is in effect for it. `bases` finds what a
     base image sets when the tree holds the Dockerfile that builds it."""
@@ -541,7 +542,7 @@ def replay(dockerfile: Dockerfile, bases: BaseLookup | None = None) -> Replay:
     for instruction in dockerfile.instructions:
         keyword = instruction.keyword
         if keyword == "FROM":
-            stage = _start_stage(instruction, result.stages, named, global_args, bases)
+            stage = _start_stage(instruction, result.stages, named, global_args, bases, images or {})
             result.stages.append(stage)
             if stage.name:
                 named.setdefault(stage.name, stage)
@@ -584,7 +585,7 @@ def run_contexts(dockerfile: Dockerfile) -> Iterator[RunContext]:
 
 
 def _start_stage(instruction: Instruction, stages: list[Stage], named: Mapping[str, Stage],
-                 global_args: dict[str, str], bases: BaseLookup | None) -> Stage:
+                 global_args: dict[str, str], bases: BaseLookup | None, images: Mapping[str, str]) -> Stage:
     values = instruction.value
     image = expand(values[0], global_args) if values else ""
     name = values[2].lower() if len(values) >= 3 and values[1].upper() == "AS" else None
@@ -596,7 +597,8 @@ def _start_stage(instruction: Instruction, stages: list[Stage], named: Mapping[s
     base = bases(image) if bases is not None and image else None
     if base is not None:
         return replace(base.stage.derive(len(stages), name), parent=None, base_image=image, base_file=base.path)
-    stage = Stage(index=len(stages), name=name, base_image=image, windows=is_windows_image(image))
+    known = images.get(image_name(image), image_name(image))
+    stage = Stage(index=len(stages), name=name, base_image=image, windows=is_windows_image(image), image=known)
     _base_image_defaults(stage)
     return stage
 

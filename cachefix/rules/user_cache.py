@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from cachefix.model import Edit, Finding
-from cachefix.rewriter.context import RunContext, command_env, shell_env
+from cachefix.rewriter.context import RunContext, command_env, image_name, shell_env
 from cachefix.rewriter.mounts import CacheMount, ExistingMount
 from cachefix.rewriter.shell import Command
 from cachefix.rules.calls import Invocation, invocation, option_value, starts_with
@@ -259,6 +259,8 @@ class UserCacheRule(RunRule):
                          f"{how} and the image keeps the setting")
         account = run.stage.accounts.get(run.user)
         if account is not None and account.allocated:
-            text += (f" (uid {run.uid} is the one the {run.stage.image} image's tools give user '{run.user}', "
+            image = image_name(run.stage.base_image)
+            like = "" if image == run.stage.image else f", built like {run.stage.image} as configured,"
+            text += (f" (uid {run.uid} is the one the {image} image's tools{like} give user '{run.user}', "
                      "created without `-u`)")
         return text

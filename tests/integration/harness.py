@@ -95,6 +95,19 @@ SCENARIOS: tuple[Scenario, ...] = (
                         Check(("cfxdemo",), "cfxdemo-cli 1.0.0"),
                         Check(("python3", "app.py"), "uv app: 1.0.0 1.0.0")), 7 * MiB,
              uncounted=("/simple/uv/", "/packages/uv-"), quiet_rebuild=True),
+    # The cache stays off for the stage (the fix keeps the ENV and unsets it for the install only).
+    Scenario("pip-env-no-cache-dir-stagewide", (_py_import("cfxdemo_core", "cfxdemo_plot"),
+                                                Check(("python3", "app.py"), "core 1.0.0 plot 1.0.0"),
+                                                Check(("python3", "-c", "import os; print('PIP_NO_CACHE_DIR='"
+                                                       " + os.environ['PIP_NO_CACHE_DIR'])"), "PIP_NO_CACHE_DIR=1")),
+             6 * MiB),
+    Scenario("pip-arg-no-cache-dir", (_py_import("cfxdemo_core", "cfxdemo_plot"),
+                                      Check(("python3", "app.py"), "core 1.0.0 plot 1.0.0")), 6 * MiB),
+    # useradd without -u: the rewrite cannot know the uid, and must leave nothing root-owned in /home/app.
+    Scenario("pip-user-no-uid", (_py_import("cfxdemo_core", "cfxdemo_cli"), Check(("cfxdemo",), "cfxdemo-cli 1.0.0"),
+                                 Check(("id", "-un"), "app"),
+                                 Check(("sh", "-c", 'test -z "$(find /home/app ! -user app)" && echo home ok'),
+                                       "home ok")), 4 * MiB, runtime_cache="/home/app/.cache"),
 )
 BY_NAME = {s.name: s for s in SCENARIOS}
 
