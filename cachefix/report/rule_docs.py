@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import sys
 
-from cachefix.rules.rule import Rule
 from cachefix.rules.registry import all_rules
+from cachefix.rules.rule import Rule
 from cachefix.suppressions import InvalidSuppression
 
 

@@ -93,8 +93,13 @@ class SystemCacheRule(RunRule):
                                       f"edit its command here (inside a quoted script): add {missing} to it and "
                                       f"the mounts {' '.join(f'`{f}`' for f in mounts.flags)}")
             return
-        yield self.at(run, first, self.message(program, where, bool(extra)), [*mounts.edits, *extra, *plan.edits],
+        flags = " ".join(f"`{f}`" for f in mounts.flags)
+        mounts_word = "a cache mount" if len(mounts.flags) == 1 else "cache mounts"
+        message = f"{program} downloads without {mounts_word} on {where}: add {flags}" if flags else \
+            f"{program} does not keep what it downloads in its cache mount"
+        yield self.at(run, first, message + (self.note() if extra else ""), [*mounts.edits, *extra, *plan.edits],
                       mounts=mounts.flags)
 
-    def message(self, program: str, where: str, kept: bool) -> str:
-        return f"{program} downloads without cache mounts on {where}"
+    def note(self) -> str:
+        """What the finding adds about `extra_edits` (apk: "; --no-cache becomes --update-cache")."""
+        return ""

@@ -128,6 +128,5 @@ class ApkRule(SystemCacheRule):
             fresh = fresh or refreshes
         return out, ""
 
-    def message(self, program: str, where: str, kept: bool) -> str:
-        return f"apk downloads without a locked cache mount on {where}" + (
-            "; --no-cache becomes --update-cache (a fresh index, kept in the cache)" if kept else "")
+    def note(self) -> str:
+        return "; --no-cache becomes --update-cache (a fresh index, kept in the cache)"

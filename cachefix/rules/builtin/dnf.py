@@ -180,6 +180,5 @@ class DnfRule(SystemCacheRule):
                 out.append(edits.insert(program.span[1], f" {KEEPCACHE}" if run.shell_form else f', "{KEEPCACHE}"'))
         return out, missing
 
-    def message(self, program: str, where: str, kept: bool) -> str:
-        return (f"{program} downloads without a locked cache mount on {where}"
-                + (" and keepcache=1 (it deletes packages after installing)" if kept else ""))
+    def note(self) -> str:
+        return "; and keepcache=1 (it deletes packages after installing)"
