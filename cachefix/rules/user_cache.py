@@ -206,16 +206,20 @@ class UserCacheRule(RunRule):
         mounts = mount_fix(run, [p.mount for p in placed], self.options, self.manager, stale)
         assign = {p.variable: p.mount.target for p in placed if p.variable}
         prefixes = self._per_command(run, calls, assign, switched)
-        if not mounts.flags and not prefixes:
-            return
+        defeaters = list(self._defeaters(calls, switched))
         name = self.label or self.manager
+        if not mounts.flags and not prefixes:  # mounted already: what still empties or skips the cache goes
+            if plan.edits or defeaters:
+                yield self.at(run, first, f"this RUN mounts {name}'s cache on {' and '.join(targets)}, then empties "
+                                          "or skips it: the clean-up and cache-skipping options go (the mount "
+                                          "already keeps the cache out of the image)", [*plan.edits, *defeaters])
+            return
         if (assign or switched) and any(not c.words or c.words[0].span is None for c, _ in calls):
             needs = ", ".join([*(f"{k}={v}" for k, v in assign.items()), *(f"unset {v}" for v in switched)])
             yield self.at(run, first, f"{name} runs inside a quoted script where cachefix cannot set {needs} for "
                                       f"it; do that there and add `{' '.join(p.mount.render() for p in placed)}`")
             return
-        fix = [*mounts.edits, *plan.edits, *prefixes, *self._defeaters(calls, switched),
-               *self.extra_edits(run, calls, placed)]
+        fix = [*mounts.edits, *plan.edits, *prefixes, *defeaters, *self.extra_edits(run, calls, placed)]
         yield self.at(run, first, self._message(name, mounts.flags, placed, assign, switched, run), fix,
                       mounts=mounts.flags, related=[run.origins[v].span for v in switched if v in run.origins])
 
