@@ -20,6 +20,7 @@ from cachefix.files import UnreadableFile, read_dockerfile
 from cachefix.limits import OverLimit
 from cachefix.rewriter.context import BaseImage, image_name, replay
 from cachefix.rewriter.dockerfile import DockerfileSyntaxError, parse
+from cachefix.rewriter.stages import lineage
 
 MAX_DEPTH = 4  # foundation → base → minimal → scipy: a stack deeper than this is not followed further
 
@@ -51,7 +52,11 @@ class SiblingBases:
             dockerfile = parse(read_dockerfile(candidate).text)
         except (UnreadableFile, DockerfileSyntaxError, OverLimit, OSError):
             return None
-        stages = replay(dockerfile, SiblingBases(candidate, self.depth + 1, self.cache)).stages
-        if not stages:
+        replayed = replay(dockerfile, SiblingBases(candidate, self.depth + 1, self.cache))
+        if not replayed.stages:
             return None
-        return BaseImage(stages[-1], os.path.relpath(candidate, self.path.parent))
+        last = replayed.stages[-1]
+        built = set(lineage(replayed.stages, last.index))
+        root = replayed.stages[max(built)] if built else last  # the stage the lineage starts from
+        runs = (*root.base_runs, *(r for r in replayed.runs if r.stage.index in built))
+        return BaseImage(last, os.path.relpath(candidate, self.path.parent), runs)

@@ -61,3 +61,41 @@ def test_a_stack_that_loops_ends(tmp_path: Path) -> None:
     app = write(tmp_path / "c" / "Dockerfile", "FROM org/a\nRUN pip install flask\n")
     assert cachefix("fix", "--syntax", "none", "c", cwd=tmp_path).returncode == 0
     assert "target=/from-a " in app.read_text()
+
+
+JUPYTER_FOUNDATION = """ARG ROOT_IMAGE=ubuntu:24.04
+FROM $ROOT_IMAGE
+ARG NB_USER="jovyan"
+ARG NB_UID="1000"
+ARG NB_GID="100"
+USER root
+ENV CONDA_DIR=/opt/conda \\
+    NB_USER="${NB_USER}" NB_UID=${NB_UID} NB_GID=${NB_GID} HOME="/home/${NB_USER}"
+ENV PATH="${CONDA_DIR}/bin:${PATH}"
+RUN useradd --no-log-init --create-home --shell /bin/bash --uid "${NB_UID}" --no-user-group "${NB_USER}" && \\
+    mkdir -p "${CONDA_DIR}" && chown "${NB_USER}:${NB_GID}" "${CONDA_DIR}"
+USER ${NB_UID}
+RUN ./micromamba install --root-prefix="${CONDA_DIR}" --prefix="${CONDA_DIR}" --yes 'python' 'mamba' && \\
+    mamba clean --all -f -y
+"""
+JUPYTER_BASE = """ARG REGISTRY=quay.io
+ARG OWNER=jupyter
+ARG BASE_IMAGE=$REGISTRY/$OWNER/docker-stacks-foundation
+FROM $BASE_IMAGE
+RUN mamba install --yes 'jupyterlab' && \\
+    jupyter server --generate-config && \\
+    mamba clean --all -f -y
+"""
+
+
+def test_a_jupyter_style_stack_gets_mamba_cached_for_its_user(tmp_path: Path) -> None:
+    """The foundation installs mamba into CONDA_DIR as jovyan (uid 1000, group users); the image
+    built on it runs `mamba install` by bare name: the tree shows where and for whom."""
+    write(tmp_path / "images" / "docker-stacks-foundation" / "Dockerfile", JUPYTER_FOUNDATION)
+    base = write(tmp_path / "images" / "base-notebook" / "Dockerfile", JUPYTER_BASE)
+    done = cachefix("fix", "--syntax", "none", "images", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert base.read_text().splitlines()[4:] == [
+        "RUN --mount=type=cache,target=/var/cache/conda-1000,sharing=locked,uid=1000,gid=100 "
+        "CONDA_PKGS_DIRS=/var/cache/conda-1000 mamba install --yes 'jupyterlab' && \\",
+        "    jupyter server --generate-config"]

@@ -169,6 +169,6 @@ def test_images_makes_a_private_base_image_known(tmp_path, capsys) -> None:
 def test_a_broken_images_table_is_one_line_and_exit_2(tmp_path, capsys, value: str) -> None:
     write(tmp_path / ".cachefix.toml", value + "\n")
     write(tmp_path / "Dockerfile", USERADD)
-    status, out, err = check(capsys, "Dockerfile")
+    status, _, err = check(capsys, "Dockerfile")
     assert status == 2 and "images" in err and len(err.strip().splitlines()) == 1
     assert (tmp_path / "Dockerfile").read_text() == USERADD

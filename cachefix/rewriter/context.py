@@ -77,6 +77,7 @@ class Stage:
     windows: bool = False  # a Windows base image: Linux cache paths mean nothing there
     parent: int | None = None  # the stage of this file it is built FROM
     base_file: str | None = None  # the Dockerfile of the tree that builds its base image, when read
+    base_runs: tuple[RunContext, ...] = ()  # that file's RUNs that built the base image, in order
     # The next uid and gid a new regular account gets, where the image's accounts are known.
     next_ids: tuple[int, int] | None = None
     instructions: list[Instruction] = field(default_factory=list)  # after its FROM, in order
@@ -132,16 +133,16 @@ class RunContext:
 
     @cached_property
     def _resolved(self) -> tuple[tuple[Command, ...], dict[int, Mapping[str, str]], Mapping[str, str]]:
-        """The commands as they run (seen through `env`, the program word expanded where the file
-        sets its variables), the environment before each (by id) and after the last, with the
+        """The commands as they run (seen through `env`, words expanded where the file sets the
+        variables in them), the environment before each (by id) and after the last, with the
         RUN's `export`s applied in order: one pass, so asking for every command's is linear."""
         found: list[Command] = []
         before: dict[int, Mapping[str, str]] = {}
         env: Mapping[str, str] = self.env
         for parsed in run_commands(self.instruction):
             command = through_env(parsed)
-            command = resolve_program(command, {**env, **{a.name: a.value or "" for a in command.assignments}},
-                                      self.home)
+            # The shell expands words before the command's own prefixes apply.
+            command = resolve_words(command, {**({"HOME": self.home} if self.home else {}), **env}, self.home)
             found.append(command)
             before[id(command)] = env
             if command.name == "export":
@@ -201,16 +202,18 @@ def word_path(word: Word, env: Mapping[str, str], home: str | None) -> str | Non
     return path
 
 
-def resolve_program(command: Command, env: Mapping[str, str], home: str | None) -> Command:
-    """The command with its program word expanded where the file sets the variables in it:
-    `$CONDA_DIR/bin/conda install` runs `/opt/conda/bin/conda` after `ENV CONDA_DIR=/opt/conda`.
-    The word keeps its place in the file, so edits around it still land where they should."""
-    if not command.words or command.words[0].value is not None:
+def resolve_words(command: Command, env: Mapping[str, str], home: str | None) -> Command:
+    """The command with each word the shell expands from variables the file sets given its value:
+    `$CONDA_DIR/bin/conda install` runs `/opt/conda/bin/conda` after `ENV CONDA_DIR=/opt/conda`, and
+    `--root-prefix="${CONDA_DIR}"` names that folder. Words keep their place in the file, so edits
+    around them still land where they should; a word that needs more than the file shows stays
+    dynamic (value None). A `~` at the start of the program word is expanded too."""
+    if all(w.value is not None for w in command.words):
         return command
-    program = word_path(command.words[0], env, home)
-    if program is None:
-        return command
-    return replace(command, words=(command.words[0]._replace(value=program), *command.words[1:]))
+    words = [w if w.value is not None else w._replace(value=_static(w.raw, env)) for w in command.words]
+    if words and command.words[0].value is None and words[0].value is not None:
+        words[0] = words[0]._replace(value=word_path(words[0], env, home))
+    return replace(command, words=tuple(words))
 
 
 def expand(word: str, variables: Mapping[str, str]) -> str:
@@ -419,6 +422,8 @@ def _learn_accounts(stage: Stage, found: list[Command], variables: Mapping[str, 
             group_keys = ("--gid", "--ingroup", "-G")
             home = options.get("--home") or options.get("-h")
         group = next((options[k] for k in group_keys if options.get(k)), None)
+        if group is None and any(k in options for k in ("-N", "--no-user-group")):
+            group = "100"  # the group `users` of Debian's and Ubuntu's /etc/default/useradd
         own_group = group is None and name not in stage.groups  # useradd makes one, numbered like the uid if free
         if own_group and uid is not None:
             stage.groups[name] = _own_group(stage, uid)
@@ -510,10 +515,12 @@ def _heredoc_offsets(heredoc: Heredoc) -> list[int] | None:
 
 class BaseImage(NamedTuple):
     """A base image whose settings are known from the Dockerfile that builds it (`cachefix.bases`):
-    the last stage of that file, and where the file is, as findings name it."""
+    the last stage of that file, where the file is (as findings name it), and the RUNs that built
+    the image (rules observe them as they observe earlier RUNs of the stage)."""
 
     stage: Stage
     path: str
+    runs: tuple[RunContext, ...]
 
 
 BaseLookup = Callable[[str], "BaseImage | None"]
@@ -596,7 +603,8 @@ def _start_stage(instruction: Instruction, stages: list[Stage], named: Mapping[s
         return parent.derive(len(stages), name)
     base = bases(image) if bases is not None and image else None
     if base is not None:
-        return replace(base.stage.derive(len(stages), name), parent=None, base_image=image, base_file=base.path)
+        return replace(base.stage.derive(len(stages), name), parent=None, base_image=image, base_file=base.path,
+                       base_runs=base.runs)
     known = images.get(image_name(image), image_name(image))
     stage = Stage(index=len(stages), name=name, base_image=image, windows=is_windows_image(image), image=known)
     _base_image_defaults(stage)

@@ -25,6 +25,7 @@ from cachefix.rewriter.context import RunContext
 from cachefix.rewriter.dockerfile import Dockerfile
 from cachefix.rewriter.mounts import TARGET_KEYS, UnsafeMount
 from cachefix.rewriter.shell import Command
+from cachefix.rewriter.stages import lineage
 
 Span = tuple[int, int]
 
@@ -104,12 +105,21 @@ class RunRule(Rule):
             state, parent = final.get(stage.index), stage.parent
             while state is None and parent is not None:
                 state, parent = final.get(parent), run.replay.stages[parent].parent
-            state = self.State() if state is None else state
+            if state is None:  # the first RUN of a stage built FROM an image, maybe one the tree builds
+                state = self._observed(run.replay.stages[lineage(run.replay.stages, stage.index)[-1]].base_runs)
             if self.observes and run.mentions(self.observes):
                 state = self.observe(run, state)
             final[stage.index] = state
             if not self.triggers or run.mentions(self.triggers):
                 yield from self.findings(run, state)
+
+    def _observed(self, runs: Iterable[RunContext]) -> object:
+        """The state after `runs` (the RUNs that built a base image, from its Dockerfile in the tree)."""
+        state = self.State()
+        for run in runs:
+            if self.observes and run.mentions(self.observes):
+                state = self.observe(run, state)
+        return state
 
     def observe(self, run: RunContext, state: object) -> object:
         """The state after this RUN ran, from what it does (not from what the rule would fix).

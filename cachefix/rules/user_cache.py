@@ -46,9 +46,10 @@ MOVED = "/var/cache/{name}-{uid}"
 class Cache:
     """Where one cache of a manager lives: `locations` are tried in order, the first that the
     environment determines wins. `$VAR/rest` needs VAR set and not empty, `~/rest` the home
-    folder. A location from the manager's own variable (not `~`, not `$XDG_...`) is the user's
-    choice and is kept for every user; the others are moved out of the home for non-root users.
-    `option` is a command-line option that chooses the folder (`--cache-dir`), tried first.
+    folder, `/path` is a fixed default. A location from the manager's own variable (not `~`,
+    not `$XDG_...`) is the user's choice and is kept for every user; the others are moved out
+    for non-root users. `option` is a command-line option that chooses the folder
+    (`--cache-dir`), tried first.
     `name` tells a manager's caches apart in a moved folder's name (`go-mod`)."""
 
     locations: tuple[str, ...]
@@ -73,6 +74,8 @@ class Cache:
             return (chosen if chosen.startswith("/") else None), True
         for location in self.locations:
             head, _, rest = location.partition("/")
+            if not head:  # a fixed default (conda's `<root prefix>/pkgs`)
+                return location, False
             if head == "~":
                 return (None if home is None else f"{home.rstrip('/')}/{rest}"), False
             value = env.get(head.lstrip("$"))
@@ -165,7 +168,7 @@ class UserCacheRule(RunRule):
         for variable in switched:
             env.pop(variable)
         if run.uid is None:
-            yield self.at(run, first, f"{self.label or self.manager} runs as user '{run.user}' whose uid this file "
+            yield self.at(run, first, f"{self.label or call.program} runs as user '{run.user}' whose uid this file "
                                       "does not show, so a cache mount cannot be made writable for it: create the "
                                       "user with `useradd -u UID` (or use a numeric USER) and run cachefix again")
             return
@@ -207,7 +210,7 @@ class UserCacheRule(RunRule):
         assign = {p.variable: p.mount.target for p in placed if p.variable}
         prefixes = self._per_command(run, calls, assign, switched)
         defeaters = list(self._defeaters(calls, switched))
-        name = self.label or self.manager
+        name = self.label or calls[0][1].program
         if not mounts.flags and not prefixes:  # mounted already: what still empties or skips the cache goes
             if plan.edits or defeaters:
                 yield self.at(run, first, f"this RUN mounts {name}'s cache on {' and '.join(targets)}, then empties "

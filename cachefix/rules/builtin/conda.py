@@ -7,12 +7,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from cachefix.model import Finding
-from cachefix.rewriter.context import RunContext, command_env, shell_env, word_path
+from cachefix.rewriter.context import RunContext, command_env, word_path
+from cachefix.rewriter.mounts import ExistingMount, existing_mounts, is_within, same_path
 from cachefix.rewriter.shell import Command
 from cachefix.rules.calls import Invocation, invocation, option_value, truthy
-from cachefix.rules.cleanup import clean_up
-from cachefix.rules.placement import mount_fix, owned_mount
-from cachefix.rules.rule import RunRule
+from cachefix.rules.user_cache import Cache, UserCacheRule
 
 PROGRAMS = ("conda", "mamba", "micromamba")
 TAKES_VALUE = frozenset({"-r", "--root-prefix", "--rc-file"})
@@ -59,6 +58,16 @@ def installer_prefix(command: Command, env: Mapping[str, str], home: str | None)
     return None if prefix is None else word_path(prefix, env, home)
 
 
+def bootstrapped_root(call: Invocation | None) -> str | None:
+    """`micromamba install --root-prefix=/opt/conda --prefix=/opt/conda mamba`: conda or mamba
+    installed as the base environment of a root prefix (how Jupyter's foundation image does it)."""
+    if call is None or call.subcommand not in ("install", "create"):
+        return None
+    root = option_value(call.args, {"-r", "--root-prefix"}) or option_value(call.args, {"-p", "--prefix"})
+    packages = {(w.value or "").strip("'\"").split("=")[0].split("<")[0].split(">")[0] for w in call.args}
+    return root if root and root.startswith("/") and packages & {"conda", "mamba"} else None
+
+
 def softlinks(env: Mapping[str, str], call: Invocation) -> bool:
     return any(w.value == "--always-softlink" for w in call.args) or any(
         truthy(env.get(f"{tool}_{setting}".upper())) for tool in ("conda", "mamba") for setting in SOFTLINK_SETTINGS)
@@ -71,13 +80,7 @@ def sets_softlinks(call: Invocation | None) -> bool:
         v in SOFTLINK_SETTINGS and i + 1 < len(values) and truthy(values[i + 1]) for i, v in enumerate(values))
 
 
-def cleans_cache(command: Command) -> bool:
-    """`conda clean -afy`, `mamba clean --all`, `micromamba clean --all --yes`."""
-    call = conda(command)
-    return call is not None and call.subcommand == "clean"
-
-
-class CondaRule(RunRule):
+class CondaRule(UserCacheRule):
     """
     ## What it does
     Finds `conda`, `mamba` and `micromamba` installs (`install`, `create`, `update`,
@@ -92,13 +95,15 @@ class CondaRule(RunRule):
     The package cache is the first writable of `pkgs_dirs`: `CONDA_PKGS_DIRS` when set, else
     `<root prefix>/pkgs`. The root prefix is where conda is installed: `/opt/conda` in the
     continuumio and condaforge images, the `-p` of a Miniconda/Miniforge installer run earlier
-    in the stage, the folder of a `/opt/conda/bin/conda` invoked by path, and for micromamba
-    `--root-prefix` or `MAMBA_ROOT_PREFIX` (`/opt/conda` in the mambaorg/micromamba image, run
-    as `mambauser`, uid and gid 57439). Where the file shows none of these, cachefix reports
-    instead of guessing. A user other than root gets `uid=`/`gid=` on the mount and a cache id
-    of its own (`conda-UID`): the folder is the same for every build on the builder, and a
-    cache a root build created first would stay root-owned (BuildKit applies uid/gid only when
-    it creates a cache).
+    in the stage (or in the Dockerfile of the tree that builds the base image, as Jupyter's
+    docker-stacks do with `micromamba install --root-prefix=/opt/conda ... mamba`), the folder
+    of a `/opt/conda/bin/conda` invoked by path, and for micromamba `--root-prefix` or
+    `MAMBA_ROOT_PREFIX` (`/opt/conda` in the mambaorg/micromamba image, run as `mambauser`,
+    uid and gid 57439). Where the file shows none of these, cachefix reports instead of
+    guessing. A user other than root gets the cache outside the installation
+    (`/var/cache/conda-UID`, owned by it, with `CONDA_PKGS_DIRS` set for the command, which
+    conda, mamba and micromamba all read): a mount on `<root prefix>/pkgs` would leave that
+    folder root-owned in the image, and the user could no longer install packages at run time.
 
     conda and mamba link packages from the cache into the environment by hard links, and copy
     when that fails, as it does across the mount; so the environment is complete in the image.
@@ -121,7 +126,8 @@ class CondaRule(RunRule):
     ## Fix safety
     Safe: the environment gets the same packages. `conda clean` and `rm` of the package cache
     are removed only in the RUN that gains the mount. Not fixed, and reported: an unknown
-    package cache, symlinked packages, a user whose uid the file does not show, and a RUN that
+    package cache, symlinked packages, a user whose uid neither the file nor its base image
+    shows, and a RUN that
     would break the cached packages (`find /opt/conda -name '*.a' -delete` reaches into the
     mount and deletes files the next build links from; `-xdev` keeps it out).
     """
@@ -132,64 +138,69 @@ class CondaRule(RunRule):
     summary = "conda/mamba/micromamba install without a locked cache mount on the package cache"
     triggers = observes = ("conda", "mamba", "forge")
     State = CondaState
+    programs = frozenset(PROGRAMS)
+    takes_value = TAKES_VALUE
+    clean_ups = (("clean",),)
+    deletions_corrupt = True
 
     def observe(self, run: RunContext, state: object) -> CondaState:
         """Where an installer put conda (the last one wins), and a `config` that turns on symlinks."""
         assert isinstance(state, CondaState)
-        roots = [p for c in run.commands if (p := installer_prefix(c, command_env(run, c), run.home))]
+        roots = [p for c in run.commands
+                 if (p := installer_prefix(c, command_env(run, c), run.home) or bootstrapped_root(conda(c)))]
         return CondaState(roots[-1] if roots else state.root,
                           state.softlinks or any(sets_softlinks(conda(c)) for c in run.commands))
 
+    def calls(self, run: RunContext) -> list[tuple[Command, Invocation]]:
+        return [(c, a) for c in run.commands if (a := conda(c)) is not None and action(a)]
+
+    def environment(self, run: RunContext, command: Command) -> dict[str, str]:
+        """`CONDA_PKGS_DIRS` is a list: the cache is its first folder."""
+        env = super().environment(run, command)
+        first = env.get("CONDA_PKGS_DIRS", "").split(",")[0].strip()
+        if first.startswith("~/") and run.home:
+            first = run.home.rstrip("/") + first[1:]
+        return {**env, "CONDA_PKGS_DIRS": first}
+
+    def caches_for(self, run: RunContext, state: object) -> tuple[Cache, ...]:
+        assert isinstance(state, CondaState)
+        first, call = self.calls(run)[0]
+        root = self._root(run, first, call, state)
+        return (Cache(("$CONDA_PKGS_DIRS", *([f"{root.rstrip('/')}/pkgs"] if root else [])), sharing="locked"),)
+
+    def stale(self, run: RunContext, cache: Cache, target: str) -> list[ExistingMount]:
+        """A mount on `<root prefix>/pkgs` for a user moved out of it: it would leave that folder
+        root-owned in the image (buildkit#3153), so it is replaced."""
+        default = cache.locations[-1]
+        return [m for m in existing_mounts(run.instruction) if m.is_cache and not is_within(target, m.target)
+                and default.startswith("/") and same_path(m.target, default)]
+
     def check(self, run: RunContext, state: object) -> Iterable[Finding]:
         assert isinstance(state, CondaState)
-        calls = [(c, a) for c in run.commands if (a := conda(c)) is not None and action(a)]
+        calls = self.calls(run)
         if not calls:
             return
         first, call = calls[0]
-        env = command_env(run, first)
         if state.softlinks or any(softlinks(command_env(run, c), a) for c, a in calls):
             yield self.at(run, first, f"{call.program} is set to link packages as symlinks into its package cache "
                                       "(always_softlink or allow_softlinks): with a cache mount the environment "
                                       "would point into the mount, which is not in the image; turn that setting off")
-            return
-        pkgs = self._pkgs_dir(run, first, call, env, state)
-        if pkgs is None:
+        elif self.caches_for(run, state)[0].resolve(call, self.environment(run, first), run.home)[0] is None:
             yield self.at(run, first, f"{call.program} caches packages in <root prefix>/pkgs, and this file does not "
                                       f"show where {call.program} is installed (base image '{run.stage.base_image}'): "
                                       "set CONDA_PKGS_DIRS with ENV and run cachefix again")
-            return
-        if run.uid is None:
-            yield self.at(run, first, f"{call.program} runs as user '{run.user}' whose uid this file does not show, "
-                                      "so a cache mount cannot be made writable for it: create the user with "
-                                      "`useradd -u UID` (or use a numeric USER) and run cachefix again")
-            return
-        yield from self._fix(run, first, call, pkgs)
-
-    def _fix(self, run: RunContext, first: Command, call: Invocation, pkgs: str) -> Iterable[Finding]:
-        plan = clean_up(run.commands, cleans_cache, [pkgs], run.home, shell_env(run), deletions_corrupt=True)
-        if plan.breaker is not None:
-            yield self.at(run, plan.breaker, plan.problem(pkgs))
-            return
-        # The folder is fixed, so the default id (the target) is one cache for every build on the
-        # builder; uid/gid apply only when BuildKit creates it: another uid gets a cache of its own.
-        mounts = mount_fix(run, [owned_mount(pkgs, "conda", run.uid, run.gid, self.options, "locked")],
-                           self.options, self.manager)
-        if mounts.flags:
-            yield self.at(run, first, f"{call.program} downloads without a cache mount on {pkgs}: add "
-                                      f"`{mounts.flags[0]}`", [*mounts.edits, *plan.edits], mounts=mounts.flags)
+        else:
+            yield from super().check(run, state)
 
     @staticmethod
-    def _pkgs_dir(run: RunContext, command: Command, call: Invocation, env: Mapping[str, str],
-                  state: CondaState) -> str | None:
-        """The first of `pkgs_dirs`: CONDA_PKGS_DIRS, else `<root prefix>/pkgs`."""
-        listed = env.get("CONDA_PKGS_DIRS", "").split(",")[0].strip()
-        if listed:
-            return run.home.rstrip("/") + listed[1:] if run.home and listed.startswith("~/") else listed
+    def _root(run: RunContext, command: Command, call: Invocation, state: CondaState) -> str | None:
+        """Where conda is installed: micromamba's root prefix, the folder of a program run by path,
+        an installer run earlier, or what the image is known to use."""
         if call.program == "micromamba":
-            root = option_value(call.args, {"-r", "--root-prefix"}) or env.get("MAMBA_ROOT_PREFIX")
+            root = option_value(call.args, {"-r", "--root-prefix"}) or command_env(run, command).get(
+                "MAMBA_ROOT_PREFIX")
         else:
             path = next((w.value for w in command.words if w.value and w.value.endswith("/" + call.program)), "")
             found = re.fullmatch(r"(/.+)/(bin|condabin)/(conda|mamba)", path)
             root = found.group(1) if found else state.root
-        root = root or IMAGE_ROOTS.get((run.stage.image, call.program))
-        return None if root is None else root.rstrip("/") + "/pkgs"
+        return root or IMAGE_ROOTS.get((run.stage.image, call.program))
