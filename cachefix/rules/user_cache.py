@@ -70,8 +70,8 @@ class Cache:
     def resolve(self, call: Invocation, env: Mapping[str, str], home: str | None) -> tuple[str | None, bool]:
         """(the folder, whether the user chose it); None when the file does not show where it is."""
         chosen = option_value(call.args, self.option) if self.option else None
-        if chosen is not None:
-            return (chosen if chosen.startswith("/") else None), True
+        if chosen is not None:  # a relative folder is reported when the mount is written (UnsafeMount)
+            return chosen, True
         for location in self.locations:
             head, _, rest = location.partition("/")
             if not head:  # a fixed default (conda's `<root prefix>/pkgs`)
@@ -81,7 +81,7 @@ class Cache:
             value = env.get(head.lstrip("$"))
             if value:
                 path = f"{value.rstrip('/')}/{rest}" if rest else value
-                return (path if path.startswith("/") else None), not head.startswith("$XDG_")
+                return path, not head.startswith("$XDG_")
         return None, False
 
 
