@@ -7,6 +7,7 @@ NPM=/usr/bin/npm`) are the same command.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
@@ -15,31 +16,44 @@ from cachefix.rewriter.shell import SHELLS, Command, Word, iter_options
 
 @dataclass(frozen=True)
 class Invocation:
-    """A package manager run by a command: which program, its subcommand, the words after it."""
+    """A package manager run by a command: which program, its subcommand, the words after it, and
+    its operands (the static words that are not options or their values, up to a dynamic one)."""
 
     program: str
     subcommand: str | None
     args: tuple[Word, ...]
+    operands: tuple[str, ...] = ()
+
+    def runs(self, *phrases: str) -> bool:
+        """Whether the operands start with one of `phrases` (`"cache clean"` for `npm cache clean --force`)."""
+        return any(list(self.operands[:len(p.split())]) == p.split() for p in phrases)
 
 
 _SUDO_VALUE_OPTIONS = frozenset({"-u", "--user", "-g", "--group", "-h", "--host", "-C", "-D", "-p", "-r", "-t"})
 
 
+_PYTHON = re.compile(r"python(\d+(\.\d+)*)?")
+
+
 def invocation(command: Command, programs: Collection[str], takes_value: Collection[str] = ()) -> Invocation | None:
-    """The invocation when `command` runs one of `programs` (also as `sudo [-u x] prog`), else None.
+    """The invocation when `command` runs one of `programs`, else None: also as `sudo [-u x] prog`,
+    `python3 -m prog`, or a script run by its interpreter (`sh ./mvnw`, `php composer.phar`).
 
     The subcommand is the first operand, skipping options and the values of `takes_value` ones
     (`apk --repository URL add x` adds).
     """
-    words = list(command.words)
+    words = list(script_command(command).words)
     if command.name == "sudo":
         words = words[1:]
         while words and (words[0].value or "").startswith("-"):
             words = words[2:] if words[0].value in _SUDO_VALUE_OPTIONS else words[1:]
+    if len(words) > 2 and _PYTHON.fullmatch(words[0].value or "") and words[1].value == "-m":
+        words = words[2:]
     if not words or words[0].value is None or words[0].value.rsplit("/", 1)[-1] not in programs:
         return None
     args = tuple(words[1:])
-    skip, subcommand = False, None
+    operands: list[str] = []
+    skip = False
     for word in args:
         value = word.value
         if skip:
@@ -49,9 +63,8 @@ def invocation(command: Command, programs: Collection[str], takes_value: Collect
         elif value.startswith("-"):
             skip = value in takes_value
         else:
-            subcommand = value
-            break
-    return Invocation(words[0].value.rsplit("/", 1)[-1], subcommand, args)
+            operands.append(value)
+    return Invocation(words[0].value.rsplit("/", 1)[-1], operands[0] if operands else None, args, tuple(operands))
 
 
 def option_value(words: Sequence[Word], names: Collection[str]) -> str | None:
@@ -99,7 +112,3 @@ def script_command(command: Command) -> Command:
 
 
 
-def starts_with(call: Invocation, *sequences: Sequence[str]) -> bool:
-    """Whether the call's words begin with one of `sequences` (`("cache", "clean")` for `npm cache clean --force`)."""
-    values = [w.value for w in call.args]
-    return any(values[:len(s)] == list(s) for s in sequences)

@@ -19,29 +19,24 @@ from cachefix.model import Edit, Finding
 from cachefix.rewriter.context import RunContext, shell_env
 from cachefix.rewriter.mounts import CacheMount
 from cachefix.rewriter.shell import Command
-from cachefix.rules.calls import Invocation, invocation
+from cachefix.rules.calls import Invocation
 from cachefix.rules.cleanup import clean_up
+from cachefix.rules.manager import ManagerRule
 from cachefix.rules.placement import mount_fix
-from cachefix.rules.rule import RunRule
 
 
-class SystemCacheRule(RunRule):
+class SystemCacheRule(ManagerRule):
     """A rule for a manager with fixed cache folders; subclasses state the facts below."""
 
-    programs: ClassVar[frozenset[str]] = frozenset()
-    downloading: ClassVar[frozenset[str]] = frozenset()
-    takes_value: ClassVar[frozenset[str]] = frozenset()
     folders: ClassVar[tuple[str, ...]] = ()
     locked: ClassVar[str] = ""  # the folder whose mount is `sharing=locked` (default: the first)
-    clean_subcommands: ClassVar[frozenset[str]] = frozenset()  # `apt-get clean`, `dnf clean all`
     # `find ... -delete` reaching into the cache leaves packages a later build installs incomplete.
     deletions_corrupt: ClassVar[bool] = False
 
     def calls(self, run: RunContext) -> list[tuple[Command, Invocation]]:
         """The RUN's commands that download, as root (or through sudo): installing needs root,
         and a user's run fails before it downloads anything."""
-        found = [(c, call) for c in run.commands if (call := invocation(c, self.programs, self.takes_value))
-                 and call.subcommand in self.downloading]
+        found = super().calls(run)
         if run.uid not in (0, None) and all(c.name != "sudo" for c, _ in found):
             return []
         return found
@@ -57,10 +52,6 @@ class SystemCacheRule(RunRule):
         """Edits on the calls that make the manager keep its downloads, and a description of any
         that cannot be placed (the call is inside a quoted script), for the finding's message."""
         return [], ""
-
-    def is_clean_up(self, command: Command) -> bool:
-        call = invocation(command, self.programs, self.takes_value)
-        return call is not None and call.subcommand in self.clean_subcommands
 
     def check(self, run: RunContext, state: object) -> Iterable[Finding]:
         calls = self.calls(run)

@@ -28,12 +28,12 @@ from typing import ClassVar
 
 from cachefix.model import Edit, Finding
 from cachefix.rewriter.context import RunContext, command_env, image_name, shell_env
-from cachefix.rewriter.mounts import CacheMount, ExistingMount
+from cachefix.rewriter.mounts import CacheMount, ExistingMount, is_within
 from cachefix.rewriter.shell import Command
-from cachefix.rules.calls import Invocation, invocation, option_value, starts_with
+from cachefix.rules.calls import Invocation, option_value
 from cachefix.rules.cleanup import clean_up
+from cachefix.rules.manager import ManagerRule
 from cachefix.rules.placement import mount_fix, stale_mounts
-from cachefix.rules.rule import RunRule
 from cachefix.rules.words import delete_assignment, previous_words, remove_words, set_for_command
 
 # Where a per-user cache goes for a user that is not root: outside the home folder, so the
@@ -103,27 +103,22 @@ class Placed:
     variable: str | None = None
 
 
-class UserCacheRule(RunRule):
+class UserCacheRule(ManagerRule):
     """A rule for a manager that caches per user; subclasses state the facts below."""
 
-    programs: ClassVar[frozenset[str]] = frozenset()
-    downloading: ClassVar[frozenset[str]] = frozenset()  # subcommands that download (empty: any call)
-    takes_value: ClassVar[frozenset[str]] = frozenset()  # options whose value is the next word
     caches: ClassVar[tuple[Cache, ...]] = ()
     switches: ClassVar[tuple[Switch, ...]] = ()
     defeating: ClassVar[frozenset[str]] = frozenset()  # options that make the command skip the cache
-    clean_ups: ClassVar[tuple[tuple[str, ...], ...]] = ()  # the manager's own commands that empty it
+    destinations: ClassVar[frozenset[str]] = frozenset()  # options naming where a command puts its result
+    # Variables set for the commands that run a phrase (`"python install"`), unless set already;
+    # `{cache}` is the cache folder: uv keeps Python archives only where UV_PYTHON_CACHE_DIR points.
+    sets: ClassVar[Mapping[str, Mapping[str, str]]] = {}
     image_env: ClassVar[Mapping[str, Mapping[str, str]]] = {}  # what base images set (GOPATH in golang)
     label: ClassVar[str] = ""  # how messages name the manager (default: `manager`)
     # `find ... -delete` reaching into the cache leaves packages a later build installs incomplete.
     deletions_corrupt: ClassVar[bool] = False
 
     # Hooks for the special cases.
-
-    def calls(self, run: RunContext) -> list[tuple[Command, Invocation]]:
-        """The RUN's commands that download, with how they are invoked."""
-        return [(c, call) for c in run.commands if (call := invocation(c, self.programs, self.takes_value))
-                and (not self.downloading or call.subcommand in self.downloading)]
 
     def environment(self, run: RunContext, command: Command) -> dict[str, str]:
         """What the command sees: ENV, ARG, exports and prefixes, over what its base image sets."""
@@ -145,16 +140,25 @@ class UserCacheRule(RunRule):
 
     def refusal(self, run: RunContext, calls: Sequence[tuple[Command, Invocation]],
                 placed: Sequence[Placed]) -> Finding | None:
-        """A reason not to mount (the result would be lost with the mount), as a finding."""
+        """A reason not to mount, as a finding: by default, a command that puts its result inside
+        the cache (`pip install --target`), where the mount would keep it out of the image."""
+        for command, call in calls:
+            for result in self.results(run, command, call):
+                cache = next((p.mount.target for p in placed if result.startswith("/")
+                              and is_within(result, p.mount.target)), None)
+                if cache is not None:
+                    return self.at(run, command, f"{call.program} puts what it installs in {result}, inside its "
+                                                 f"cache {cache}: a cache mount there would keep it out of the image; "
+                                                 "install elsewhere")
         return None
+
+    def results(self, run: RunContext, command: Command, call: Invocation) -> list[str]:
+        """Where the command puts what it installs or downloads (`destinations` options)."""
+        return [value for name in self.destinations if (value := option_value(call.args, {name}))]
 
     def extra_edits(self, run: RunContext, calls: Sequence[tuple[Command, Invocation]],
                     placed: Sequence[Placed]) -> Iterable[Edit]:
         return ()
-
-    def is_clean_up(self, command: Command) -> bool:
-        call = invocation(command, self.programs, self.takes_value)
-        return call is not None and starts_with(call, *self.clean_ups)
 
     # The fix every rule of this kind shares.
 
@@ -208,7 +212,7 @@ class UserCacheRule(RunRule):
                  for m in self.stale(run, cache, p.mount.target)]
         mounts = mount_fix(run, [p.mount for p in placed], self.options, self.manager, stale)
         assign = {p.variable: p.mount.target for p in placed if p.variable}
-        prefixes = self._per_command(run, calls, assign, switched)
+        prefixes, assign = self._per_command(run, calls, assign, switched, targets[0])
         defeaters = list(self._defeaters(calls, switched))
         name = self.label or calls[0][1].program
         if not mounts.flags and not prefixes:  # mounted already: what still empties or skips the cache goes
@@ -226,18 +230,27 @@ class UserCacheRule(RunRule):
         yield self.at(run, first, self._message(name, mounts.flags, placed, assign, switched, run), fix,
                       mounts=mounts.flags, related=[run.origins[v].span for v in switched if v in run.origins])
 
+    def variables(self, run: RunContext, command: Command, call: Invocation, cache: str) -> dict[str, str]:
+        """What to set for this command besides a moved cache's variable (`sets`), unless it is set."""
+        env = self.environment(run, command)
+        return {name: value.format(cache=cache.rstrip("/")) for phrase, wanted in self.sets.items()
+                if call.runs(phrase) for name, value in wanted.items() if not env.get(name)}
+
     def _per_command(self, run: RunContext, calls: Sequence[tuple[Command, Invocation]], assign: Mapping[str, str],
-                     switched: Sequence[str]) -> list[Edit]:
-        """Each command's prefix: the moved cache's variable set, the switches undone (a prefix
-        `VAR=...` on the command itself is deleted instead, see `_defeaters`; a switch that is the
-        variable set needs no undoing: the command's own setting wins over the ENV)."""
-        out = []
-        for command, _ in calls:
-            kept = {a.name for a in command.assignments} | set(assign)
-            edit = set_for_command(command, run.shell_form, assign, [v for v in switched if v not in kept])
+                     switched: Sequence[str], cache: str) -> tuple[list[Edit], dict[str, str]]:
+        """Each command's prefix, and every variable set: the moved cache's variable, `variables`,
+        the switches undone (a prefix `VAR=...` on the command itself is deleted instead, see
+        `_defeaters`; a switch that is the variable set needs no undoing: the command's own
+        setting wins over the ENV)."""
+        out, everything = [], dict(assign)
+        for command, call in calls:
+            wanted = {**assign, **self.variables(run, command, call, cache)}
+            everything.update(wanted)
+            kept = {a.name for a in command.assignments} | set(wanted)
+            edit = set_for_command(command, run.shell_form, wanted, [v for v in switched if v not in kept])
             if edit is not None:
                 out.append(edit)
-        return out
+        return out, everything
 
     def _defeaters(self, calls: Sequence[tuple[Command, Invocation]], switched: Sequence[str]) -> Iterable[Edit]:
         """The options that skip the cache, and `SWITCH=...` prefixes, dropped from each command."""
@@ -251,11 +264,11 @@ class UserCacheRule(RunRule):
     def _message(name: str, flags: Sequence[str], placed: Sequence[Placed], assign: Mapping[str, str],
                  switched: Sequence[str], run: RunContext) -> str:
         where = " and ".join(p.mount.target for p in placed)
-        text = f"{name} downloads without a cache mount on {where}"
         if flags:
-            text += ": add " + " ".join(f"`{f}`" for f in flags)
+            text = f"{name} downloads without a cache mount on {where}: add " + " ".join(f"`{f}`" for f in flags)
         else:
-            text += ": set " + ", ".join(f"{k}={v}" for k, v in assign.items()) + " for it"
+            text = (f"{name} keeps less than it could in its cache mount on {where}: set "
+                    + ", ".join(f"{k}={v}" for k, v in assign.items()) + " for it")
         if assign and flags:
             text += " and " + ", ".join(f"{k}={v}" for k, v in assign.items())
         for variable in switched:

@@ -9,7 +9,7 @@ from cachefix.model import Edit, Finding
 from cachefix.rewriter.context import RunContext
 from cachefix.rewriter.mounts import same_path
 from cachefix.rewriter.shell import Command
-from cachefix.rules.calls import Invocation, invocation, option_value
+from cachefix.rules.calls import Invocation, option_value
 from cachefix.rules.system_cache import SystemCacheRule
 from cachefix.rules.words import previous_words, remove_words
 
@@ -86,6 +86,7 @@ class ApkRule(SystemCacheRule):
     observes = (CACHE,)
     State = ApkState
     programs = frozenset({"apk"})
+    clean_ups = ("cache clean",)  # deletes the packages a later build would reuse
     downloading = frozenset({"add", "upgrade", "update", "fix", "fetch"})
     takes_value = frozenset({"-X", "--repository", "-p", "--root", "--cache-dir", "--arch", "--keys-dir",
                              "--repositories-file", "--cache-max-age", "--timeout", "--wait", "-t", "--virtual",
@@ -104,11 +105,6 @@ class ApkRule(SystemCacheRule):
                                              "/etc/apk/cache; cachefix does not mount a cache inside another root")
         chosen = next((d for _, a in calls if (d := option_value(a.args, ("--cache-dir",)))), None)
         return (chosen or (STATIC_CACHE if state.linked else CACHE),)
-
-    def is_clean_up(self, command: Command) -> bool:
-        """`apk cache clean` deletes the packages a later build would reuse."""
-        call = invocation(command, self.programs, self.takes_value)
-        return call is not None and call.subcommand == "cache" and any(w.value == "clean" for w in call.args)
 
     def extra_edits(self, run: RunContext, calls: Sequence[tuple[Command, Invocation]],
                     state: object) -> tuple[list[Edit], str]:

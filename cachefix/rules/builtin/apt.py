@@ -9,7 +9,7 @@ from cachefix.model import Edit
 from cachefix.rewriter import edits
 from cachefix.rewriter.context import RunContext
 from cachefix.rewriter.shell import Command
-from cachefix.rules.calls import Invocation, invocation
+from cachefix.rules.calls import Invocation
 from cachefix.rules.system_cache import SystemCacheRule
 
 # The `docker-clean` file of the Debian and Ubuntu images hooks `rm -f /var/cache/apt/archives/*.deb`
@@ -102,19 +102,16 @@ class AptRule(SystemCacheRule):
     # lock file inside the cache, and `apt-get update` deletes unknown files in the lists folder.
     folders = ("/var/lib/apt/lists", "/var/cache/apt")
     locked = "/var/cache/apt"
-    clean_subcommands = frozenset({"clean", "autoclean"})
+    clean_ups = ("clean", "autoclean")
     deletions_corrupt = True
 
     def observe(self, run: RunContext, state: object) -> AptState:
         assert isinstance(state, AptState)
         removed = any(c.name == "rm" and any((w.value or "").endswith("/etc/apt/apt.conf.d/docker-clean")
                                              for w in c.args) for c in run.commands)
-        keeps = any(self._call(c) is None and any("Keep-Downloaded-Packages" in w.raw for w in c.args)
+        keeps = any(self.call(c) is None and any("Keep-Downloaded-Packages" in w.raw for w in c.args)
                     for c in run.commands)
         return AptState(state.docker_clean_removed or removed, state.keeps_debs or keeps)
-
-    def _call(self, command: Command) -> Invocation | None:
-        return invocation(command, self.programs, self.takes_value)
 
     def extra_edits(self, run: RunContext, calls: Sequence[tuple[Command, Invocation]],
                     state: object) -> tuple[list[Edit], str]:

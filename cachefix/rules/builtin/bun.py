@@ -58,4 +58,4 @@ class BunRule(UserCacheRule):
                              "--minimum-release-age", "--cpu", "--os", "--filter", "-F"})
     caches = (Cache(("$BUN_INSTALL_CACHE_DIR", "$BUN_INSTALL/install/cache", "$XDG_CACHE_HOME/.bun/install/cache",
                      "~/.bun/install/cache"), option=("--cache-dir",)),)
-    clean_ups = (("pm", "cache", "rm"),)
+    clean_ups = ("pm cache rm",)

@@ -8,7 +8,7 @@ from typing import ClassVar
 from cachefix.rewriter.context import RunContext, command_env, shell_env
 from cachefix.rewriter.mounts import ExistingMount, existing_mounts, is_within, same_path
 from cachefix.rewriter.shell import Command
-from cachefix.rules.calls import Invocation, invocation, script_command
+from cachefix.rules.calls import Invocation
 from cachefix.rules.cleanup import clean_up
 from cachefix.rules.user_cache import Cache, Switch, UserCacheRule
 
@@ -68,31 +68,17 @@ class ComposerRule(UserCacheRule):
     summary = "composer install without a cache mount on Composer's cache"
     triggers = ("composer",)
     programs = frozenset({"composer", "composer.phar"})
-    downloading = frozenset({"install", "i", "update", "u", "upgrade", "require", "r", "create-project",
-                             "reinstall", "remove", "rm"})
+    downloading = frozenset(f"{scope}{word}" for scope in ("", "global ") for word in (
+        "install", "i", "update", "u", "upgrade", "require", "r", "create-project", "reinstall", "remove", "rm"))
     takes_value = frozenset({"-d", "--working-dir"})
     caches = (Cache(("$COMPOSER_CACHE_DIR", "$COMPOSER_HOME/cache")),)
     # "Same as setting the COMPOSER_CACHE_DIR env var to /dev/null" (composer docs, 03-cli).
     switches = (Switch("COMPOSER_CACHE_DIR", lambda value: value in ("", "/dev/null")),)
     defeating = frozenset({"--no-cache"})
+    clean_ups = ("clear-cache", "clearcache", "cc")
     # The composer image has COMPOSER_HOME=/tmp, so its cache is /tmp/cache.
     image_env: ClassVar[Mapping[str, Mapping[str, str]]] = {"composer": {"COMPOSER_HOME": "/tmp"},
                                                            "composer/composer": {"COMPOSER_HOME": "/tmp"}}
-
-    def _call(self, command: Command) -> Invocation | None:
-        """`composer ...`, `php composer.phar ...`, `composer global require ...`."""
-        call = invocation(script_command(command), self.programs, self.takes_value)
-        if call is not None and call.subcommand == "global":
-            rest = [w.value for w in call.args if w.value and not w.value.startswith("-")]
-            return Invocation(call.program, rest[1] if len(rest) > 1 else None, call.args)
-        return call
-
-    def calls(self, run: RunContext) -> list[tuple[Command, Invocation]]:
-        return [(c, call) for c in run.commands if (call := self._call(c)) and call.subcommand in self.downloading]
-
-    def is_clean_up(self, command: Command) -> bool:
-        call = self._call(command)
-        return call is not None and call.subcommand in ("clear-cache", "clearcache", "cc")
 
     def environment(self, run: RunContext, command: Command) -> dict[str, str]:
         """The image's COMPOSER_HOME counts for root only (another user gets a folder of its own);

@@ -140,7 +140,7 @@ class CondaRule(UserCacheRule):
     State = CondaState
     programs = frozenset(PROGRAMS)
     takes_value = TAKES_VALUE
-    clean_ups = (("clean",),)
+    clean_ups = ("clean",)
     deletions_corrupt = True
 
     def observe(self, run: RunContext, state: object) -> CondaState:

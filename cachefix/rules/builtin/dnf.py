@@ -126,7 +126,7 @@ class DnfRule(SystemCacheRule):
     takes_value = frozenset({"-c", "--config", "--installroot", "--releasever", "--setopt", "--enablerepo",
                              "--disablerepo", "--repo", "--repoid", "-x", "--exclude", "-d", "--debuglevel", "-e",
                              "--errorlevel", "--rpmverbosity", "--forcearch", "--repofrompath", "--use-host-config"})
-    clean_subcommands = frozenset({"clean"})
+    clean_ups = ("clean",)
 
     def observe(self, run: RunContext, state: object) -> DnfState:
         """`echo keepcache=1 >> /etc/dnf/dnf.conf` or `dnf config-manager --save --setopt=keepcache=True`."""

@@ -54,4 +54,4 @@ class NpmRule(UserCacheRule):
                              "--before"})
     # npm reads its environment configuration case-insensitively.
     caches = (Cache(("$npm_config_cache", "$NPM_CONFIG_CACHE", "~/.npm"), option=("--cache",)),)
-    clean_ups = (("cache", "clean"), ("cache", "clear"), ("cache", "rm"))
+    clean_ups = ("cache clean", "cache clear", "cache rm")

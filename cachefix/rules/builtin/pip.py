@@ -2,31 +2,10 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+from cachefix.rules.user_cache import Cache, Switch, UserCacheRule
 
-from cachefix.model import Finding
-from cachefix.rewriter.context import RunContext
-from cachefix.rewriter.mounts import is_within
-from cachefix.rewriter.shell import Command
-from cachefix.rules.calls import Invocation, option_value
-from cachefix.rules.user_cache import Cache, Placed, Switch, UserCacheRule
-
-_PIP = re.compile(r"pip(\d+(\.\d+)*)?")
-_PYTHON = re.compile(r"python(\d+(\.\d+)*)?")
-# Options that name where pip puts what it installs or downloads.
-DESTINATIONS = ("--target", "-t", "--prefix", "--root", "--dest", "-d", "--wheel-dir", "-w")
-
-
-def pip_call(command: Command) -> Invocation | None:
-    """`pip`, `pip3.11`, `python3 -m pip` (the words after `pip`); None when not pip."""
-    if _PIP.fullmatch(command.name):
-        args = command.args
-    elif _PYTHON.fullmatch(command.name) and [w.value for w in command.args[:2]] == ["-m", "pip"]:
-        args = command.args[2:]
-    else:
-        return None
-    return Invocation("pip", next((w.value for w in args if w.value and not w.value.startswith("-")), None), args)
+# `pip`, `pip3`, `pip3.12` (also run as `python3 -m pip`)
+VERSIONS = ("", "2", "3", "2.7", *(f"3.{minor}" for minor in range(5, 20)))
 
 
 class PipRule(UserCacheRule):
@@ -74,25 +53,10 @@ class PipRule(UserCacheRule):
     manager = "pip"
     summary = "pip install without a cache mount on pip's cache"
     triggers = ("pip",)
+    programs = frozenset(f"pip{version}" for version in VERSIONS)
     downloading = frozenset({"install", "download", "wheel"})
     caches = (Cache(("$PIP_CACHE_DIR", "$XDG_CACHE_HOME/pip", "~/.cache/pip"), option=("--cache-dir",)),)
     switches = (Switch("PIP_NO_CACHE_DIR"),)
     defeating = frozenset({"--no-cache-dir"})
-
-    def calls(self, run: RunContext) -> list[tuple[Command, Invocation]]:
-        return [(c, call) for c in run.commands if (call := pip_call(c)) and call.subcommand in self.downloading]
-
-    def is_clean_up(self, command: Command) -> bool:
-        call = pip_call(command)
-        return call is not None and [w.value for w in call.args[:2]] == ["cache", "purge"]
-
-    def refusal(self, run: RunContext, calls: Sequence[tuple[Command, Invocation]],
-                placed: Sequence[Placed]) -> Finding | None:
-        target = placed[0].mount.target
-        for command, call in calls:
-            destination = option_value(call.args, DESTINATIONS)
-            if destination and is_within(destination, target):
-                return self.at(run, command, f"pip writes its result to {destination}, inside its cache {target}: a "
-                                             "cache mount there would keep the result out of the image; install "
-                                             "elsewhere")
-        return None
+    clean_ups = ("cache purge",)
+    destinations = frozenset({"--target", "-t", "--prefix", "--root", "--dest", "-d", "--wheel-dir", "-w"})

@@ -75,7 +75,7 @@ class PnpmRule(UserCacheRule):
                              "--virtual-store-dir", "--modules-dir", "--lockfile-dir"})
     caches = (Cache(("$npm_config_store_dir", "$pnpm_config_store_dir", "$PNPM_HOME/store",
                      "$XDG_DATA_HOME/pnpm/store", "~/.local/share/pnpm/store"), option=("--store-dir",)),)
-    clean_ups = (("store", "prune"),)
+    clean_ups = ("store prune",)
 
     def check(self, run: RunContext, state: object) -> Iterable[Finding]:
         """As for every per-user cache, except that a cache mount on the pnpm home moves to the store."""
@@ -98,7 +98,7 @@ class PnpmRule(UserCacheRule):
         assign = {placed.variable: store} if placed.variable else {}
         yield self.at(run, first, f"the cache mount is on the pnpm home {home}, so pnpm puts its store in "
                                   f"/.pnpm-store, in the image; mount its store {store} instead",
-                      [*fix.edits, *plan.edits, *self._per_command(run, calls, assign, [])], mounts=fix.flags)
+                      [*fix.edits, *plan.edits, *self._per_command(run, calls, assign, [], store)[0]], mounts=fix.flags)
 
     def _mount_on_home(self, run: RunContext,
                        calls: Sequence[tuple[Command, Invocation]]) -> tuple[ExistingMount, str] | None:

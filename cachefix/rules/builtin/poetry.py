@@ -113,7 +113,7 @@ class PoetryRule(UserCacheRule):
     takes_value = TAKES_VALUE
     caches = (Cache(("$POETRY_CACHE_DIR", "$XDG_CACHE_HOME/pypoetry", "~/.cache/pypoetry")),)
     defeating = frozenset({"--no-cache"})
-    clean_ups = (("cache", "clear"),)
+    clean_ups = ("cache clear",)
 
     def observe(self, run: RunContext, state: object) -> PoetryState:
         assert isinstance(state, PoetryState)

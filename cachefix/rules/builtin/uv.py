@@ -2,71 +2,19 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import ClassVar
 
-from cachefix.model import Edit, Finding
-from cachefix.rewriter import edits
-from cachefix.rewriter.context import RunContext, expand
-from cachefix.rewriter.mounts import existing_mounts, is_within, same_path
-from cachefix.rewriter.shell import Command, Word
+from cachefix.model import Finding
+from cachefix.rewriter.context import RunContext
+from cachefix.rewriter.shell import Command
 from cachefix.rules.calls import Invocation, invocation, option_value, truthy
 from cachefix.rules.user_cache import Cache, Placed, Switch, UserCacheRule
-from cachefix.rules.words import set_for_command
 
-_PYTHON = re.compile(r"python(\d+(\.\d+)*)?")
-# uv's global options that take a value, so the word after them is not the subcommand.
-TAKES_VALUE = frozenset({"--cache-dir", "--directory", "--project", "--config-file", "--color", "--python", "-p",
-                         "--allow-insecure-host"})
-# Subcommands (with their own subcommand where they have one) that download and install into
-# an environment, so they fetch through the cache and link from it.
-INSTALLING = frozenset({("pip", "install"), ("pip", "sync"), ("sync", None), ("add", None), ("tool", "install"),
-                        ("tool", "upgrade"), ("tool", "run")})
-# Subcommands that download (metadata, distributions to build, Python archives) but link nothing.
-RESOLVING = frozenset({("pip", "compile"), ("lock", None), ("python", "install"), ("python", "upgrade")})
-PYTHON_INSTALL = frozenset({("python", "install"), ("python", "upgrade")})
-NESTED = frozenset({"pip", "tool", "cache", "python"})
-# Where an install puts its result (options, then variables): never inside the cache.
-DESTINATIONS = frozenset({"--target", "--prefix", "--install-dir"})
-ENVIRONMENT_VARIABLES = ("UV_PROJECT_ENVIRONMENT", "UV_TOOL_DIR", "UV_PYTHON_INSTALL_DIR")
-# uv keeps the Python archives it downloads only where this points (uv 0.7+); empty: nowhere.
-ARCHIVES = "UV_PYTHON_CACHE_DIR"
-
-
-def uv(command: Command) -> Invocation | None:
-    """`uv ...`, `uvx ...` (as `uv tool run`), `python -m uv ...`, also behind sudo."""
-    if _PYTHON.fullmatch(command.name) and command.arg_values()[:2] == ["-m", "uv"] and command.args[1].value:
-        command = replace(command, words=command.words[2:])
-    call = invocation(command, ("uv", "uvx"), TAKES_VALUE)
-    if call is not None and call.program == "uvx":
-        return Invocation("uv", "tool", (Word("tool", "tool", None), Word("run", "run", None), *call.args))
-    return call
-
-
-def action(call: Invocation) -> tuple[str, str | None]:
-    """The subcommand and, for `uv pip|tool|cache|python`, the one after it."""
-    nested = None
-    if call.subcommand in NESTED:
-        after = call.args[[w.value for w in call.args].index(call.subcommand) + 1:]
-        nested = next((w.value for w in after if w.value and not w.value.startswith("-")), None)
-    return call.subcommand or "", nested
-
-
-def uv_options(call: Invocation) -> Invocation:
-    """The call with only the words uv itself reads: for `uv tool run TOOL ARGS` / `uvx`, those before the tool."""
-    if action(call) != ("tool", "run"):
-        return call
-    words = list(call.args)
-    start = next(i for i, w in enumerate(words) if w.value == "run") + 1
-    tool = next((i for i in range(start, len(words)) if not (words[i].value or "").startswith("-")
-                 and (words[i - 1].value or "") not in ("--from", "--with", "--python", "-p", "--index")), len(words))
-    return replace(call, args=tuple(words[:tool]))
-
-
-def installs(call: Invocation) -> bool:
-    """Whether the call links packages from the cache into an environment."""
-    return action(call) in INSTALLING or (action(call)[0] == "venv" and any(w.value == "--seed" for w in call.args))
+# Phrases that download and link packages from the cache into an environment.
+INSTALLING = ("pip install", "pip sync", "sync", "add", "tool install", "tool upgrade", "tool run")
+COPY = {"UV_LINK_MODE": "copy"}  # the cache mount is another file system: link by copying, without a warning
 
 
 class UvRule(UserCacheRule):
@@ -130,67 +78,65 @@ class UvRule(UserCacheRule):
     manager = "uv"
     summary = "uv install without a cache mount on uv's cache"
     triggers = ("uv",)
+    programs = frozenset({"uv", "uvx"})
+    takes_value = frozenset({"--cache-dir", "--directory", "--project", "--config-file", "--color", "--python", "-p",
+                             "--allow-insecure-host", "--from", "--with", "--index"})
+    downloading = frozenset({*INSTALLING, "pip compile", "lock", "python install", "python upgrade", "venv"})
     caches = (Cache(("$UV_CACHE_DIR", "$XDG_CACHE_HOME/uv", "~/.cache/uv"), option=("--cache-dir",)),)
     switches = (Switch("UV_NO_CACHE", truthy),)
     defeating = frozenset({"--no-cache", "-n", "--no-cache-dir"})  # `--no-cache-dir`: uv's alias for pip users
+    clean_ups = ("cache clean", "cache prune", "clean")
+    destinations = frozenset({"--target", "--prefix", "--install-dir"})
+    # uv keeps the Python archives it downloads only where UV_PYTHON_CACHE_DIR points (uv 0.7+).
+    sets: ClassVar[Mapping[str, Mapping[str, str]]] = {**{phrase: COPY for phrase in INSTALLING},
+            "python install": {"UV_PYTHON_CACHE_DIR": "{cache}/python"},
+            "python upgrade": {"UV_PYTHON_CACHE_DIR": "{cache}/python"}}
+
+    def call(self, command: Command) -> Invocation | None:
+        """`uvx TOOL ARGS` is `uv tool run TOOL ARGS`; the words after the tool are the tool's, not uv's."""
+        call = invocation(command, self.programs, self.takes_value)
+        if call is None or not (call.program == "uvx" or call.runs("tool run")):
+            return call
+        before = 0 if call.program == "uvx" else 2  # operands before the tool's name
+        seen, cut, skip = 0, len(call.args), False
+        for i, word in enumerate(call.args):
+            if skip or word.value is None or word.value.startswith("-"):
+                skip = not skip and word.value in self.takes_value
+                continue
+            if seen == before:
+                cut = i + 1
+                break
+            seen += 1
+        return replace(call, program="uv", subcommand="tool", args=call.args[:cut],
+                       operands=("tool", "run", *call.operands[before:before + 1]))
 
     def calls(self, run: RunContext) -> list[tuple[Command, Invocation]]:
-        return [(c, uv_options(call)) for c in run.commands
-                if (call := uv(c)) and (installs(call) or action(call) in RESOLVING)]
+        """`uv venv` downloads only with `--seed`."""
+        return [(c, call) for c, call in super().calls(run)
+                if not call.runs("venv") or any(w.value == "--seed" for w in call.args)]
 
-    def is_clean_up(self, command: Command) -> bool:
-        call = uv(command)
-        return call is not None and action(call) in (("cache", "clean"), ("cache", "prune"), ("clean", None))
+    def variables(self, run: RunContext, command: Command, call: Invocation, cache: str) -> dict[str, str]:
+        wanted = super().variables(run, command, call, cache)
+        if any(w.value == "--seed" for w in call.args) and call.runs("venv") and "UV_LINK_MODE" not in \
+                self.environment(run, command):
+            wanted.update(COPY)
+        if option_value(call.args, {"--link-mode"}):
+            wanted.pop("UV_LINK_MODE", None)
+        return wanted
+
+    def results(self, run: RunContext, command: Command, call: Invocation) -> list[str]:
+        """Also the environments uv installs into, and `uv venv DIR`."""
+        env = self.environment(run, command)
+        places = ("UV_PROJECT_ENVIRONMENT", "UV_TOOL_DIR", "UV_PYTHON_INSTALL_DIR")
+        found = [*super().results(run, command, call), *(env.get(name, "") for name in places)]
+        return [*found, *call.operands[1:2]] if call.runs("venv") else found
 
     def refusal(self, run: RunContext, calls: Sequence[tuple[Command, Invocation]],
                 placed: Sequence[Placed]) -> Finding | None:
-        cache = placed[0].mount.target
         for command, call in calls:
-            env = self.environment(run, command)
-            if installs(call) and (option_value(call.args, {"--link-mode"}) or env.get("UV_LINK_MODE")) == "symlink":
+            mode = option_value(call.args, {"--link-mode"}) or self.environment(run, command).get("UV_LINK_MODE")
+            if mode == "symlink" and call.runs(*INSTALLING, "venv"):
                 return self.at(run, command, "uv links packages as symlinks into its cache (link mode symlink): with "
                                              "a cache mount the environment would point into the mount, which is "
                                              "not in the image; use UV_LINK_MODE=copy")
-            places = [option_value(call.args, {name}) for name in DESTINATIONS]
-            places += [env.get(name) for name in ENVIRONMENT_VARIABLES]
-            if call.subcommand == "venv":
-                places += [w.value for w in call.args[1:] if w.value and not w.value.startswith("-")][:1]
-            inside = next((p for p in places if p and p.startswith("/") and is_within(p, cache)), None)
-            if inside is not None:
-                return self.at(run, command, f"uv puts what it installs in {inside}, inside its cache {cache}: a "
-                                             "cache mount there would keep it out of the image; install elsewhere")
-        return None
-
-    def extra_edits(self, run: RunContext, calls: Sequence[tuple[Command, Invocation]],
-                    placed: Sequence[Placed]) -> Iterable[Edit]:
-        """`UV_LINK_MODE=copy` before each installing command that sets no link mode (the mount is
-        another file system: uv would try links, fail and warn), and the archive folder for
-        `uv python install`."""
-        yield from self._archives(run, calls, placed[0].mount.target)
-        for command, call in calls:
-            start = command.words[0].span if command.words else None
-            if run.shell_form and start and installs(call) and not (
-                    option_value(call.args, {"--link-mode"}) or self.environment(run, command).get("UV_LINK_MODE")):
-                yield edits.insert(start[0], "UV_LINK_MODE=copy ")
-
-    def _archives(self, run: RunContext, calls: Sequence[tuple[Command, Invocation]], cache: str) -> Iterator[Edit]:
-        """`UV_PYTHON_CACHE_DIR=<cache>/python` for each `uv python install` that keeps its archives nowhere."""
-        for command, call in calls:
-            if action(call) in PYTHON_INSTALL and not self.environment(run, command).get(ARCHIVES) and (
-                    edit := set_for_command(command, run.shell_form, {ARCHIVES: cache.rstrip("/") + "/python"})):
-                yield edit
-
-    def check(self, run: RunContext, state: object) -> Iterable[Finding]:
-        """Also a `uv python install` under a right mount whose archives are not kept in it."""
-        found = list(super().check(run, state))
-        if found:
-            return found
-        calls = [(c, call) for c, call in self.calls(run) if action(call) in PYTHON_INSTALL]
-        mounted = [expand(m.target, run.env) for m in existing_mounts(run.instruction) if m.is_cache]
-        for command, call in calls[:1]:
-            cache, _ = self.caches[0].resolve(call, self.environment(run, command), run.home)
-            fix = list(self._archives(run, calls, cache or ""))
-            if cache and fix and any(same_path(cache, m) for m in mounted):
-                return [self.at(run, command, f"uv python install keeps no Python archive in its cache mount "
-                                              f"{cache}: set {ARCHIVES}={cache.rstrip('/')}/python for it", fix)]
-        return []
+        return super().refusal(run, calls, placed)

@@ -132,7 +132,7 @@ class YarnRule(UserCacheRule):
     takes_value = TAKES_VALUE
     caches = (Cache(("$YARN_CACHE_FOLDER", "$XDG_CACHE_HOME/yarn", "~/.cache/yarn"), option=("--cache-folder",),
                     sharing="locked"),)
-    clean_ups = (("cache", "clean"),)
+    clean_ups = ("cache clean",)
 
     def observe(self, run: RunContext, state: object) -> YarnState:
         assert isinstance(state, YarnState)
