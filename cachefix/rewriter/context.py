@@ -285,10 +285,15 @@ def first_free_id(name: str, reference: str) -> int | None:
     """The id the first regular account created in image `name` (the `reference`'s, or the image
     it is built like) gets, when the image's accounts are known."""
     if name == "ubuntu":
-        tag = reference.split("@", 1)[0].rpartition(":")[2] if ":" in reference.split("/")[-1] else "latest"
-        release = tag.split("-", 1)[0]
+        release = image_tag(reference).split("-", 1)[0]
         return 1000 if release in _UBUNTU_WITHOUT_USER else 1001 if release in _UBUNTU_WITH_USER else None
     return _FIRST_FREE_IDS.get(name)
+
+
+def image_tag(reference: str) -> str:
+    """The tag of an image reference (`latest` when it names none): `22.04` for `ubuntu:22.04@sha256:...`."""
+    last = reference.split("@", 1)[0].rsplit("/", 1)[-1]
+    return last.partition(":")[2] or "latest"
 
 
 def _base_image_defaults(stage: Stage) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from cachefix.model import Edit, Finding
 from cachefix.rewriter import edits
-from cachefix.rewriter.context import RunContext
+from cachefix.rewriter.context import RunContext, image_name, image_tag
 from cachefix.rewriter.shell import Command, Word, iter_options
 from cachefix.rules.calls import Invocation, invocation
 from cachefix.rules.system_cache import SystemCacheRule
@@ -31,7 +31,7 @@ _DNF5_IMAGES = re.compile(r"(^|/)fedora(:(4[1-9]|[5-9]\d|latest|rawhide))?$")
 def image_family(image: str) -> str | None:
     """`yum3`, `dnf4` or `dnf5` for a base image whose package manager is known, else None
     (the tag matters, so this reads the image reference as written, not `Stage.image`)."""
-    name = image.split("@")[0].lower().removeprefix("docker.io/").removeprefix("library/")
+    name = f"{image_name(image)}:{image_tag(image)}" if image else ""
     for family, pattern in (("yum3", _YUM3_IMAGES), ("dnf4", _DNF4_IMAGES), ("dnf5", _DNF5_IMAGES)):
         if pattern.search(name):
             return family
