@@ -96,9 +96,10 @@ class Switch:
 
 @dataclass(frozen=True)
 class Placed:
-    """A cache placed for the RUN's user: the mount, and the variable set on each command when
-    the cache was moved out of the home folder."""
+    """A cache placed for the RUN's user: which cache, its mount, and the variable set on each
+    command when the cache was moved out of the home folder."""
 
+    cache: Cache
     mount: CacheMount
     variable: str | None = None
 
@@ -184,23 +185,23 @@ class UserCacheRule(ManagerRule):
         if refused is not None:
             yield refused
             return
-        yield from self._fix(run, calls, placed, switched, caches)
+        yield from self._fix(run, calls, placed, switched)
 
     def _place(self, run: RunContext, cache: Cache, target: str | None, chosen: bool) -> Placed | None:
         """Where the cache is mounted for the RUN's user (see the module's docstring)."""
         if run.is_root and target is None and not chosen and (pin := self.pinned(run, cache)):
-            return Placed(CacheMount(pin, sharing=cache.sharing), cache.variable)
+            return Placed(cache, CacheMount(pin, sharing=cache.sharing), cache.variable)
         if (run.is_root or chosen) and target is None:  # a relative folder, or an unknown home for root
             return None
         if run.is_root:
-            return Placed(CacheMount(target, sharing=cache.sharing))
+            return Placed(cache, CacheMount(target, sharing=cache.sharing))
         if chosen and target is not None:
-            return Placed(CacheMount(target, sharing=cache.sharing, uid=run.uid, gid=run.gid))
+            return Placed(cache, CacheMount(target, sharing=cache.sharing, uid=run.uid, gid=run.gid))
         moved = MOVED.format(name=cache.name or self.manager, uid=run.uid)
-        return Placed(CacheMount(moved, sharing=cache.sharing, uid=run.uid, gid=run.gid), cache.variable)
+        return Placed(cache, CacheMount(moved, sharing=cache.sharing, uid=run.uid, gid=run.gid), cache.variable)
 
     def _fix(self, run: RunContext, calls: Sequence[tuple[Command, Invocation]], placed: Sequence[Placed],
-             switched: Sequence[str], caches: Sequence[Cache]) -> Iterable[Finding]:
+             switched: Sequence[str]) -> Iterable[Finding]:
         first = calls[0][0]
         targets = [p.mount.target for p in placed]
         plan = clean_up(run.commands, self.is_clean_up, targets, run.home, shell_env(run),
@@ -208,8 +209,7 @@ class UserCacheRule(ManagerRule):
         if plan.breaker is not None:
             yield self.at(run, plan.breaker, plan.problem(" and ".join(targets)))
             return
-        stale = [m for p, cache in zip(placed, caches, strict=False)
-                 for m in self.stale(run, cache, p.mount.target)]
+        stale = [m for p in placed for m in self.stale(run, p.cache, p.mount.target)]
         mounts = mount_fix(run, [p.mount for p in placed], self.options, self.manager, stale)
         assign = {p.variable: p.mount.target for p in placed if p.variable}
         prefixes, assign = self._per_command(run, calls, assign, switched, targets[0])
@@ -227,8 +227,10 @@ class UserCacheRule(ManagerRule):
                                       f"it; do that there and add `{' '.join(p.mount.render() for p in placed)}`")
             return
         fix = [*mounts.edits, *plan.edits, *prefixes, *defeaters, *self.extra_edits(run, calls, placed)]
-        yield self.at(run, first, self._message(name, mounts.flags, placed, assign, switched, run), fix,
-                      mounts=mounts.flags, related=[run.origins[v].span for v in switched if v in run.origins])
+        inline = {a.name for command, _ in calls for a in command.assignments}
+        stage_wide = [v for v in switched if v not in inline and v in run.origins]  # set by ENV or ARG
+        yield self.at(run, first, self._message(name, mounts.flags, placed, assign, stage_wide, run), fix,
+                      mounts=mounts.flags, related=[run.origins[v].span for v in stage_wide])
 
     def variables(self, run: RunContext, command: Command, call: Invocation, cache: str) -> dict[str, str]:
         """What to set for this command besides a moved cache's variable (`sets`), unless it is set."""
@@ -272,11 +274,10 @@ class UserCacheRule(ManagerRule):
         if assign and flags:
             text += " and " + ", ".join(f"{k}={v}" for k, v in assign.items())
         for variable in switched:
-            origin = run.origins.get(variable)
-            if origin is not None:
-                how = "is set to the mount for it" if variable in assign else f"is unset for it (`env -u {variable}`)"
-                text += (f"; {variable} ({origin.keyword} on line {origin.start_line}) turns the cache off, so it "
-                         f"{how} and the image keeps the setting")
+            origin = run.origins[variable]
+            how = "is set to the mount for it" if variable in assign else f"is unset for it (`env -u {variable}`)"
+            text += (f"; {variable} ({origin.keyword} on line {origin.start_line}) turns the cache off, so it "
+                     f"{how} and the image keeps the setting")
         account = run.stage.accounts.get(run.user)
         if account is not None and account.allocated:
             image = image_name(run.stage.base_image)
