@@ -21,7 +21,7 @@ EXIT_USAGE = 2
 
 DESCRIPTION = """\
 Add BuildKit cache mounts to the package installs in Dockerfiles (pip, uv, apt, apk, dnf,
-npm, yarn, pnpm, go, cargo, maven, gradle, ...: see `cachefix rules`), and cache downloads
+npm, yarn, pnpm, bun, go, cargo, maven, gradle, ...: see `cachefix rules`), and cache downloads
 outside containers."""
 
 EPILOG = """\
@@ -54,7 +54,7 @@ would defeat one), changing no file: for CI and pre-commit. Each finding says wh
 SELECT_FORMS = """\
 --select and --ignore take a comma-separated list of:
   rule codes       CF101,CF201
-  code prefixes    such as CF1 (pip, uv, poetry, conda), CF2 (apt, apk, dnf), CF4 (npm, yarn, pnpm)
+  code prefixes    such as CF1 (pip, uv, poetry, conda), CF2 (apt, apk, dnf), CF4 (npm, yarn, pnpm, bun)
   manager names    pip, apt, npm, go, ... (`cachefix rules` lists codes and managers)"""
 
 FIX_EPILOG = f"""\
