@@ -316,18 +316,20 @@ def test_discovery_reads_the_names_the_readme_lists_and_skips_the_rest(tmp_path,
     ("FROM node:20\nUSER node\nRUN npm ci\n", "uid=1000,gid=1000"),
     ("FROM mambaorg/micromamba:1.5\nRUN micromamba install -y numpy\n", "uid=57439,gid=57439"),
     ("FROM python:3.12-slim\nUSER nobody\nRUN pip install --user flask\n", "uid=65534,gid=65534"),
+    ("FROM python:3.12-slim\nRUN useradd -m app\nUSER app\nRUN pip install flask\n", "uid=1000,gid=1000"),
+    ("FROM node:20\nRUN useradd -m app\nUSER app\nRUN npm ci\n", "uid=1001,gid=1001"),
 ])
 def test_the_uid_comes_from_the_file_or_the_known_images(tmp_path, env, dockerfile: str, mount: str) -> None:
-    assert all(word in section("What it does") for word in ("`node` (uid 1000)", "`mambauser` (57439)",
-                                                            "`nobody` (65534)", "`useradd -u`", "`adduser --uid`",
-                                                            "`ARG UID=10001`"))
+    assert all(word in section("What it does") for word in ("`node` 1000", "`mambauser` 57439", "`nobody` 65534",
+                                                            "`useradd -u`", "`adduser --uid`", "`ARG UID=10001`",
+                                                            "`useradd app`"))
     write(tmp_path / "Dockerfile", dockerfile)
     result = sh("cachefix --diff --syntax none Dockerfile", tmp_path, env)
     assert mount in result.stdout, result.stdout + result.stderr
 
 
 def test_a_user_whose_uid_the_file_does_not_show_gets_a_finding_not_a_guess(tmp_path, env) -> None:
-    write(tmp_path / "Dockerfile", "FROM python:3.12-slim\nRUN useradd -m app\nUSER app\nRUN pip install flask\n")
+    write(tmp_path / "Dockerfile", "FROM registry.example/base\nRUN useradd -m app\nUSER app\nRUN pip install flask\n")
     result = sh("cachefix check -q Dockerfile", tmp_path, env)
     assert result.returncode == 1 and "uid" in result.stdout, result.stdout + result.stderr
     assert sh("cachefix .", tmp_path, env).returncode == 1

@@ -241,14 +241,14 @@ def test_json_keeps_its_shape_and_adds_ignored_only_when_asked(tree, capsys) -> 
 
 def test_text_show_ignored_lists_silenced_findings_and_skipped_files(tree, capsys) -> None:
     out = run(capsys, "check", "--show-ignored", ".")[1]
-    assert re.search(r"my app, v2/Containerfile\n  3:5  CF201  ignored  apt downloads", out)
+    assert re.search(r"my app, v2/Containerfile\n  3:5  CF201  ignored  apt-get downloads", out)
     assert "gen/Dockerfile  skipped (# cachefix: skip-file)" in out
     assert "1 silenced by `# cachefix: ignore`" in run(capsys, "check", ".")[1]
 
 
 def test_quiet_prints_only_findings_one_a_line(tree, capsys) -> None:
     lines = run(capsys, "check", "--quiet", ".")[1].splitlines()
-    assert "api/Dockerfile:2:5: CF201 apt downloads without cache mounts" in lines[0]
+    assert "api/Dockerfile:2:5: CF201 apt-get downloads without cache mounts" in lines[0]
     assert all(re.match(r"[^:]+:\d+:\d+: CF\d{3} ", line) for line in lines)
 
 
