@@ -33,7 +33,8 @@ from cachefix.rewriter.context import image_name
 from cachefix.rewriter.syntax import is_image_reference
 from cachefix.rules.registry import UnknownRule, all_rules, select_rules
 from cachefix.rules.rule import Options
-from cachefix.suppressions import InvalidSuppression, displayable
+from cachefix.shown import displayable
+from cachefix.suppressions import InvalidSuppression
 
 NAMES = (".cachefix.toml", "pyproject.toml")  # looked for in this order in each folder
 RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}

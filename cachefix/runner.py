@@ -25,7 +25,7 @@ from cachefix.files import ChangedMeanwhile, Declined, UnreadableFile, read_dock
 from cachefix.model import FileError, FileResult, LintReport
 from cachefix.rewriter.dockerfile import DockerfileSyntaxError
 from cachefix.rules.registry import UnknownRule, select_rules
-from cachefix.suppressions import escaped
+from cachefix.shown import escaped
 from cachefix.workers import Orphaned, bind_to_parent
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2

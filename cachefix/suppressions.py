@@ -19,6 +19,7 @@ from cachefix.model import Finding, Position
 from cachefix.rewriter.dockerfile import Dockerfile
 from cachefix.rules.registry import UnknownRule, select_rules
 from cachefix.rules.rule import FileRule, FileScope
+from cachefix.shown import displayable
 
 _DIRECTIVE = re.compile(r"#\s*cachefix\s*:\s*(?P<body>.*?)\s*$", re.IGNORECASE)
 # `ignore[CODES]`, `ignore [CODES]` (the same) or `skip-file`, then nothing or free text after a space.
@@ -116,18 +117,6 @@ def _near_miss(comment: str) -> _Directive | None:
         return _Directive("", None, comment, "a colon is missing: write `# cachefix: ignore[CODE]` or "
                                              "`# cachefix: skip-file`")
     return None
-
-
-def displayable(text: str, limit: int = 60) -> str:
-    """Text from a file as a message may show it: cut short, and escaped when it holds control
-    or invisible characters, so that no file can send escape sequences to a terminal."""
-    return escaped(text if len(text) <= limit else text[:limit - 3] + "...")
-
-
-def escaped(text: str) -> str:
-    """`text` as is when printable, else with Python's escapes (`\\x1b`): what any output
-    meant for a terminal or a line-based format does with text taken from a file or its path."""
-    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 def _stripped(line: str) -> str:

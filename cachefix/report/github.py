@@ -13,7 +13,7 @@ from typing import TextIO
 from cachefix.model import LintReport, Severity
 from cachefix.report import ReportOptions
 from cachefix.report.items import Item, display_path, items
-from cachefix.suppressions import escaped
+from cachefix.shown import escaped
 
 LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 

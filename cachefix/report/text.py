@@ -15,7 +15,7 @@ from cachefix.model import FileResult, Finding, LintReport
 from cachefix.report import ReportOptions
 from cachefix.report.items import items
 from cachefix.report.statistics import statistics_lines
-from cachefix.suppressions import escaped
+from cachefix.shown import escaped
 
 # The label of a finding after `fix`, and after `fix --diff` (dry_run), where nothing was written.
 FIXED = {False: "fixed", True: "would fix"}

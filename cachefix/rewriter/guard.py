@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from cachefix.rewriter.dockerfile import Dockerfile, Flag, Instruction
 from cachefix.rewriter.syntax import is_image_reference, parse_frontend
-from cachefix.suppressions import displayable
+from cachefix.shown import displayable
 
 
 def unintended_change(before: Dockerfile, after: Dockerfile, requested: str | None,

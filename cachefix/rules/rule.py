@@ -26,6 +26,7 @@ from cachefix.rewriter.dockerfile import Dockerfile
 from cachefix.rewriter.mounts import TARGET_KEYS, UnsafeMount
 from cachefix.rewriter.shell import Command
 from cachefix.rewriter.stages import lineage
+from cachefix.shown import displayable
 
 Span = tuple[int, int]
 
@@ -138,8 +139,6 @@ class RunRule(Rule):
         try:
             found.extend(self.check(run, state))
         except UnsafeMount as unsafe:
-            from cachefix.suppressions import displayable  # imports the registry: import when needed
-
             subject = "the cache folder" if unsafe.key in TARGET_KEYS else f"the mount's {unsafe.key}"
             found.append(self.finding(
                 run.dockerfile, run.instruction.span,
