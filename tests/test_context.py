@@ -157,3 +157,22 @@ def test_unquote_removes_quotes_and_keeps_literal_dollars() -> None:
     assert unquote('"$A/b c"', {"A": "/x"}) == "/x/b c"
     assert unquote("'$A'", {"A": "/x"}) == "$A"
     assert unquote("/a\\$b", {"b": "no"}) == "/a$b"
+
+
+@pytest.mark.parametrize(("base", "uid"), [
+    ("python:3.12-slim", 1000), ("debian:bookworm", 1000), ("alpine:3.20", 1000), ("ubuntu:22.04", 1000),
+    ("ubuntu:24.04", 1001), ("ubuntu", 1001), ("node:20", 1001), ("oven/bun:1", 1001),
+    ("nvidia/cuda:12.8.1-base-ubuntu24.04", 1001), ("nvidia/cuda:12.1.0-runtime-ubuntu22.04", 1000),
+    ("fedora:40", 1000), ("registry.example/base:1", None), ("ubuntu:99.04", None),
+])
+def test_a_user_created_without_uid_gets_what_the_image_tools_give(base: str, uid: int | None) -> None:
+    run = last(f"FROM {base}\nRUN useradd -m app\nUSER app\nRUN pip install x\n")
+    assert (run.uid, run.gid) == (uid, uid)
+
+
+def test_later_accounts_take_the_next_ids_and_system_accounts_stay_unknown() -> None:
+    text = ("FROM debian:bookworm\nRUN useradd -u 1500 first && useradd second && useradd -r svc\n"
+            "RUN groupadd shared && useradd -N third\n")
+    accounts = {r.user: (r.uid, r.gid) for r in [last(text + f"USER {name}\nRUN x\n")
+                                                for name in ("first", "second", "svc", "third")]}
+    assert accounts == {"first": (1500, 1500), "second": (1501, 1501), "svc": (None, None), "third": (1502, 100)}

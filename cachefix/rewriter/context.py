@@ -41,6 +41,7 @@ _IMAGE_ACCOUNTS = (
 _FIRST_FREE_IDS = {name: 1000 for name in ("debian", "python", "golang", "rust", "ruby", "php", "perl", "alpine",
                                            "buildpack-deps", "pypy", "haskell", "erlang", "elixir", "julia",
                                            "r-base", "swift", "clojure")}
+_FIRST_FREE_IDS |= {name: 1000 for name in ("fedora", "rockylinux", "almalinux", "amazonlinux")}  # UID_MIN 1000
 _FIRST_FREE_IDS |= {"node": 1001, "oven/bun": 1001}
 _UBUNTU_WITHOUT_USER = ("14.04", "16.04", "18.04", "20.04", "22.04", "trusty", "xenial", "bionic", "focal", "jammy")
 _UBUNTU_WITH_USER = ("23.04", "23.10", "24.04", "24.10", "25.04", "25.10", "lunar", "mantic", "noble", "oracular",
@@ -284,8 +285,14 @@ def image_name(reference: str) -> str:
 def first_free_id(name: str, reference: str) -> int | None:
     """The id the first regular account created in image `name` (the `reference`'s, or the image
     it is built like) gets, when the image's accounts are known."""
+    tag = image_tag(reference)
+    if name == "nvidia/cuda":  # `12.8.1-base-ubuntu24.04`, `12.4.1-devel-rockylinux9`, `-ubi9`: the OS is in the tag
+        os_release = re.search(r"-(ubuntu)(\d\d\.\d\d)$|-(rockylinux|ubi)\d+$", tag)
+        if os_release is None:
+            return None
+        name, tag = ("ubuntu", os_release.group(2)) if os_release.group(1) else ("rockylinux", tag)
     if name == "ubuntu":
-        release = image_tag(reference).split("-", 1)[0]
+        release = tag.split("-", 1)[0]
         return 1000 if release in _UBUNTU_WITHOUT_USER else 1001 if release in _UBUNTU_WITH_USER else None
     return _FIRST_FREE_IDS.get(name)
 
