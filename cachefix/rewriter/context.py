@@ -196,10 +196,13 @@ def word_path(word: Word, env: Mapping[str, str], home: str | None) -> str | Non
     """The path a word names once the shell has expanded it: `~`, and `$VAR`/`${VAR}` that the
     file sets (`rm -rf $POETRY_CACHE_DIR`). None when it depends on what the file does not show."""
     path = word.value if word.value is not None else _static(word.raw, env)
-    if path is None:
-        return None
+    return None if path is None else in_home(path, home)
+
+
+def in_home(path: str, home: str | None) -> str:
+    """`~` and `~/...` as the shell expands them for a user whose home is `home` (when known)."""
     if home and (path == "~" or path.startswith("~/")):
-        path = home.rstrip("/") + path[1:]
+        return home.rstrip("/") + path[1:]
     return path
 
 

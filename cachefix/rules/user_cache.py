@@ -67,9 +67,10 @@ class Cache:
         """The default place, relative to the home folder (`.cache/pip`)."""
         return next((loc[2:] for loc in self.locations if loc.startswith("~/")), "")
 
-    def resolve(self, call: Invocation, env: Mapping[str, str], home: str | None) -> tuple[str | None, bool]:
-        """(the folder, whether the user chose it); None when the file does not show where it is."""
-        chosen = option_value(call.args, self.option) if self.option else None
+    def resolve(self, call: Invocation | None, env: Mapping[str, str], home: str | None) -> tuple[str | None, bool]:
+        """(the folder, whether the user chose it); None when the file does not show where it is.
+        `call` is the command whose `option` may choose the folder (None: no command line)."""
+        chosen = option_value(call.args, self.option) if self.option and call is not None else None
         if chosen is not None:  # a relative folder is reported when the mount is written (UnsafeMount)
             return chosen, True
         for location in self.locations:

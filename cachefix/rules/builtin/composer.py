@@ -8,7 +8,6 @@ from typing import ClassVar
 from cachefix.rewriter.context import RunContext, command_env, shell_env
 from cachefix.rewriter.mounts import ExistingMount, existing_mounts, is_within, same_path
 from cachefix.rewriter.shell import Command
-from cachefix.rules.calls import Invocation
 from cachefix.rules.cleanup import clean_up
 from cachefix.rules.user_cache import Cache, Switch, UserCacheRule
 
@@ -102,7 +101,7 @@ class ComposerRule(UserCacheRule):
 
     def _shown(self, env: Mapping[str, str]) -> str | None:
         """The cache folder the variables show (COMPOSER_CACHE_DIR, else `$COMPOSER_HOME/cache`)."""
-        return self.caches[0].resolve(Invocation("composer", None, ()), env, None)[0]
+        return self.caches[0].resolve(None, env, None)[0]
 
     @staticmethod
     def _usual(run: RunContext) -> list[ExistingMount]:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from cachefix.model import Finding
-from cachefix.rewriter.context import RunContext, command_env, word_path
+from cachefix.rewriter.context import RunContext, command_env, in_home, word_path
 from cachefix.rewriter.mounts import ExistingMount, existing_mounts, is_within, same_path
 from cachefix.rewriter.shell import Command
 from cachefix.rules.calls import Invocation, invocation, option_value, truthy
@@ -157,10 +157,7 @@ class CondaRule(UserCacheRule):
     def environment(self, run: RunContext, command: Command) -> dict[str, str]:
         """`CONDA_PKGS_DIRS` is a list: the cache is its first folder."""
         env = super().environment(run, command)
-        first = env.get("CONDA_PKGS_DIRS", "").split(",")[0].strip()
-        if first.startswith("~/") and run.home:
-            first = run.home.rstrip("/") + first[1:]
-        return {**env, "CONDA_PKGS_DIRS": first}
+        return {**env, "CONDA_PKGS_DIRS": in_home(env.get("CONDA_PKGS_DIRS", "").split(",")[0].strip(), run.home)}
 
     def caches_for(self, run: RunContext, state: object) -> tuple[Cache, ...]:
         assert isinstance(state, CondaState)

@@ -12,6 +12,7 @@ from cachefix.rewriter.mounts import CacheMount, ExistingMount, cache_mount_cove
 from cachefix.rewriter.shell import REMOVABLE_JOINS, Command, Word, iter_options
 from cachefix.rules.placement import mount_fix
 from cachefix.rules.rule import RunRule
+from cachefix.rules.user_cache import Cache
 
 CLIS = frozenset({"huggingface-cli", "hf"})
 PYTHON_CALLS = re.compile(r"\b(snapshot_download|hf_hub_download)\s*\(")
@@ -25,15 +26,12 @@ PATTERN = (f'RUN --mount=type=cache,target=/root/.cache/huggingface mkdir -p /mo
            f'{SNAPSHOT}=$(hf download ORG/NAME --revision SHA --quiet) && cp -rL "${SNAPSHOT}"/. /models/NAME')
 
 
+HUB = Cache(("$HF_HUB_CACHE", "$HF_HOME", "$XDG_CACHE_HOME/huggingface", "~/.cache/huggingface"))
+
+
 def hub_cache(env: dict[str, str], home: str | None) -> str | None:
     """The folder to mount: HF_HUB_CACHE, else HF_HOME, else `$XDG_CACHE_HOME/huggingface`."""
-    if env.get("HF_HUB_CACHE"):
-        return env["HF_HUB_CACHE"]
-    if env.get("HF_HOME"):
-        return env["HF_HOME"]
-    if env.get("XDG_CACHE_HOME"):
-        return env["XDG_CACHE_HOME"].rstrip("/") + "/huggingface"
-    return None if home is None else home.rstrip("/") + "/.cache/huggingface"
+    return HUB.resolve(None, env, home)[0]
 
 
 def is_download(command: Command) -> bool:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from cachefix.model import Finding
-from cachefix.rewriter.context import RunContext
+from cachefix.rewriter.context import RunContext, in_home
 from cachefix.rewriter.mounts import is_within
 from cachefix.rewriter.shell import Command
 from cachefix.rules.calls import Invocation, invocation
@@ -54,8 +54,7 @@ def venv_outside(env: Mapping[str, str], home: str | None, cache: str) -> bool:
     path = (active or env.get("POETRY_VIRTUALENVS_PATH") or "").replace("{cache-dir}", cache)
     if not path:
         return False  # the default, {cache-dir}/virtualenvs
-    if home and (path == "~" or path.startswith("~/")):
-        path = home.rstrip("/") + path[1:]
+    path = in_home(path, home)
     return path.startswith("/") and not is_within(path, cache)
 
 
