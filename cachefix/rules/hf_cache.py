@@ -1,0 +1,59 @@
+"""Where HuggingFace downloads go during a build, and how one revision is copied out of there.
+
+A model must be in the image (the app loads it offline), and it must not be downloaded on every
+rebuild. So the download runs with `HF_HOME` on a cache mount at a build-only path
+(`/var/cache/huggingface`, or `/var/cache/huggingface-UID` for another user: no mount point is
+left where the image reads its cache at run time, buildkit#3153), and then exactly the revision
+the command asked for is copied to where the image reads it: its HuggingFace cache (the RUN's
+`HF_HUB_CACHE`, `HF_HOME`, `XDG_CACHE_HOME` or `~/.cache/huggingface`) or a `--local-dir`.
+
+The copy resolves the cache's symlinks (`cp -RL`): the snapshot's files link to `../../blobs`,
+and with xet to a cache-wide blob store, none of which is in the image. huggingface_hub and
+transformers load regular files in `snapshots/<sha>/` offline, given `refs/<revision>` holding
+the sha without a newline (a newline breaks `hf_hub_download` offline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cachefix.rewriter.context import RunContext
+from cachefix.rewriter.mounts import CacheMount
+from cachefix.rules.user_cache import Cache
+
+BUILD_HOME = "/var/cache/huggingface"
+# Where the image reads its HuggingFace cache at run time (the hub folder).
+RUNTIME_HUB = Cache(("$HF_HUB_CACHE", "$HUGGINGFACE_HUB_CACHE", "$HF_HOME/hub", "$XDG_CACHE_HOME/huggingface/hub",
+                     "~/.cache/huggingface/hub"))
+REPO_TYPES = {"model": "models", "dataset": "datasets", "space": "spaces"}
+
+
+def build_home(run: RunContext) -> CacheMount | None:
+    """The cache mount the download runs with as `HF_HOME`; None for a user whose uid is unknown."""
+    if run.is_root:
+        return CacheMount(BUILD_HOME)
+    if run.uid is None:
+        return None
+    return CacheMount(f"{BUILD_HOME}-{run.uid}", uid=run.uid, gid=run.gid)
+
+
+def runtime_hub(env: Mapping[str, str], home: str | None) -> str | None:
+    """Where the image's code looks for the hub cache at run time (None: the file does not show)."""
+    return RUNTIME_HUB.resolve(None, env, home)[0]
+
+
+def repo_folder(repo_id: str, repo_type: str = "model") -> str:
+    """The cache's folder of a repository: `models--org--name`."""
+    return f"{REPO_TYPES.get(repo_type, 'models')}--{repo_id.replace('/', '--')}"
+
+
+def copy_out(build: str, hub: str, folder: str, revision: str = "main") -> str:
+    """A shell command (POSIX sh, in a subshell so its variables stay there) that copies one
+    revision of `folder` from the build cache `build` (an `HF_HOME`) into the hub cache `hub`,
+    as regular files, with `refs/<revision>` written. It fails when the revision is not there."""
+    return (f"(src={build}/hub/{folder}; dst={hub}/{folder}; rev={revision}; sha=$rev; "
+            '[ ${#rev} -eq 40 ] || sha=$(cat "$src/refs/$rev") && '
+            'mkdir -p "$dst/snapshots" && rm -rf "$dst/snapshots/$sha" && '
+            'cp -RL "$src/snapshots/$sha" "$dst/snapshots/$sha" && '
+            '{ [ "$sha" = "$rev" ] || { mkdir -p "$(dirname "$dst/refs/$rev")" && '
+            "printf '%s' \"$sha\" > \"$dst/refs/$rev\"; }; })")
