@@ -15,7 +15,9 @@ the sha without a newline (a newline breaks `hf_hub_download` offline).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import posixpath
+import re
+from collections.abc import Mapping, Sequence
 
 from cachefix.rewriter.context import RunContext
 from cachefix.rewriter.mounts import CacheMount
@@ -55,5 +57,40 @@ def copy_out(build: str, hub: str, folder: str, revision: str = "main") -> str:
             '[ ${#rev} -eq 40 ] || sha=$(cat "$src/refs/$rev") && '
             'mkdir -p "$dst/snapshots" && rm -rf "$dst/snapshots/$sha" && '
             'cp -RL "$src/snapshots/$sha" "$dst/snapshots/$sha" && '
+            '{ [ "$sha" = "$rev" ] || { mkdir -p "$(dirname "$dst/refs/$rev")" && '
+            "printf '%s' \"$sha\" > \"$dst/refs/$rev\"; }; })")
+
+
+PLAIN = re.compile(r"[A-Za-z0-9._/-]+")
+# Variables that take the hub or xet cache away from HF_HOME: set to the build home too, when the command sees them.
+MOVES = {"HF_HUB_CACHE": "hub", "HUGGINGFACE_HUB_CACHE": "hub", "HF_XET_CACHE": "xet"}
+
+
+def is_plain(value: str | None) -> bool:
+    """A value that may go into shell text as it is (a repo id, a revision, a path)."""
+    return (value is not None and PLAIN.fullmatch(value) is not None and not value.startswith("-")
+            and ".." not in value.split("/"))
+
+
+def build_variables(env: Mapping[str, str], build: str) -> dict[str, str]:
+    """What the downloading command is run with: `HF_HOME` at the build home, and the hub and xet
+    caches there too when the command's environment moves them elsewhere (they win over HF_HOME)."""
+    variables = {"HF_HOME": build}
+    for name, sub in MOVES.items():
+        if name in env:
+            variables["HF_HUB_CACHE" if sub == "hub" else name] = f"{build}/{sub}"
+    return variables
+
+
+def copy_files_out(build: str, hub: str, folder: str, revision: str, files: Sequence[str]) -> str:
+    """`copy_out` for single files (`hf download REPO FILE...`): exactly those files, as regular
+    files, into the revision's snapshot in `hub`, and `refs/<revision>`. The build cache's snapshot
+    may hold more files (other builds downloaded them); the image gets only these."""
+    folders = sorted({posixpath.dirname(f) for f in files} - {""})
+    mkdir = " ".join(['"$dst/snapshots/$sha"', *(f'"$dst/snapshots/$sha/{d}"' for d in folders)])
+    copies = " && ".join(f'cp -L "$src/snapshots/$sha/{f}" "$dst/snapshots/$sha/{f}"' for f in files)
+    return (f"(src={build}/hub/{folder}; dst={hub}/{folder}; rev={revision}; sha=$rev; "
+            '[ ${#rev} -eq 40 ] || sha=$(cat "$src/refs/$rev") && '
+            f"mkdir -p {mkdir} && {copies} && "
             '{ [ "$sha" = "$rev" ] || { mkdir -p "$(dirname "$dst/refs/$rev")" && '
             "printf '%s' \"$sha\" > \"$dst/refs/$rev\"; }; })")
