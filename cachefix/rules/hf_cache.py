@@ -94,3 +94,29 @@ def copy_files_out(build: str, hub: str, folder: str, revision: str, files: Sequ
             f"mkdir -p {mkdir} && {copies} && "
             '{ [ "$sha" = "$rev" ] || { mkdir -p "$(dirname "$dst/refs/$rev")" && '
             "printf '%s' \"$sha\" > \"$dst/refs/$rev\"; }; })")
+
+
+def _revision_sha(build: str, folder: str, revision: str) -> str:
+    """Sets `src` (the repository in the build cache) and `sha` (the commit `revision` names there)."""
+    return (f"src={build}/hub/{folder}; rev={revision}; sha=$rev; "
+            '[ ${#rev} -eq 40 ] || sha=$(cat "$src/refs/$rev")')
+
+
+def copy_file_out(build: str, hub: str, folder: str, revision: str, filename: str) -> str:
+    """As `copy_out`, for one file of the revision (what `hf_hub_download` fetched), so the image
+    gets that file and not whatever else of the revision the shared build cache holds."""
+    return (f"({_revision_sha(build, folder, revision)} && dst={hub}/{folder}/snapshots/$sha/{filename} && "
+            'mkdir -p "$(dirname "$dst")" && cp -L "$src/snapshots/$sha/' + filename + '" "$dst" && '
+            f'{{ [ "$sha" = "$rev" ] || {{ mkdir -p "$(dirname "{hub}/{folder}/refs/$rev")" && '
+            f"printf '%s' \"$sha\" > \"{hub}/{folder}/refs/$rev\"; }}; }})")
+
+
+def copy_to_dir(build: str, folder: str, revision: str, destination: str, filename: str | None = None) -> str:
+    """A shell command copying the revision's files (or one file) from the build cache into a
+    `local_dir` as regular files (`cp -RL`): what the download would have put there."""
+    if filename is None:
+        copy = f'mkdir -p {destination} && cp -RL "$src/snapshots/$sha"/. {destination}'
+    else:
+        copy = (f'mkdir -p "$(dirname {destination}/{filename})" && '
+                f'cp -L "$src/snapshots/$sha/{filename}" {destination}/{filename}')
+    return f"({_revision_sha(build, folder, revision)} && {copy})"
