@@ -97,18 +97,31 @@ def copy_files_out(build: str, hub: str, folder: str, revision: str, files: Sequ
 
 
 def _revision_sha(build: str, folder: str, revision: str) -> str:
-    """Sets `src` (the repository in the build cache) and `sha` (the commit `revision` names there)."""
-    return (f"src={build}/hub/{folder}; rev={revision}; sha=$rev; "
-            '[ ${#rev} -eq 40 ] || sha=$(cat "$src/refs/$rev")')
+    """Sets `src` (the repository in the build cache), `rev` and `sha` (the commit `rev` names
+    there). Whether `rev` is a commit is known when the command is written, so the text has no
+    `${#rev}`, which BuildKit's heredoc detection cannot read (`RUN python - <<EOF && ...`)."""
+    sha = revision if re.fullmatch(r"[0-9a-f]{40}", revision) else '$(cat "$src/refs/$rev")'
+    return f"src={build}/hub/{folder}; rev={revision}; sha={sha}"
+
+
+def _write_ref(hub: str, folder: str) -> str:
+    return (f'{{ [ "$sha" = "$rev" ] || {{ mkdir -p "$(dirname "{hub}/{folder}/refs/$rev")" && '
+            f"printf '%s' \"$sha\" > \"{hub}/{folder}/refs/$rev\"; }}; }}")
+
+
+def copy_revision_out(build: str, hub: str, folder: str, revision: str = "main") -> str:
+    """As `copy_out`, in a form that may follow a heredoc's `<<EOF` on a RUN line."""
+    return (f"({_revision_sha(build, folder, revision)} && dst={hub}/{folder}/snapshots/$sha && "
+            'mkdir -p "$(dirname "$dst")" && rm -rf "$dst" && cp -RL "$src/snapshots/$sha" "$dst" && '
+            f"{_write_ref(hub, folder)})")
 
 
 def copy_file_out(build: str, hub: str, folder: str, revision: str, filename: str) -> str:
-    """As `copy_out`, for one file of the revision (what `hf_hub_download` fetched), so the image
-    gets that file and not whatever else of the revision the shared build cache holds."""
+    """As `copy_revision_out`, for one file of the revision (what `hf_hub_download` fetched), so the
+    image gets that file and not whatever else of the revision the shared build cache holds."""
     return (f"({_revision_sha(build, folder, revision)} && dst={hub}/{folder}/snapshots/$sha/{filename} && "
-            'mkdir -p "$(dirname "$dst")" && cp -L "$src/snapshots/$sha/' + filename + '" "$dst" && '
-            f'{{ [ "$sha" = "$rev" ] || {{ mkdir -p "$(dirname "{hub}/{folder}/refs/$rev")" && '
-            f"printf '%s' \"$sha\" > \"{hub}/{folder}/refs/$rev\"; }}; }})")
+            f'mkdir -p "$(dirname "$dst")" && cp -L "$src/snapshots/$sha/{filename}" "$dst" && '
+            f"{_write_ref(hub, folder)})")
 
 
 def copy_to_dir(build: str, folder: str, revision: str, destination: str, filename: str | None = None) -> str:
