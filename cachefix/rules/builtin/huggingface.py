@@ -1,37 +1,56 @@
-"""CF301 huggingface: model downloads that either miss the cache or lose the model."""
+"""CF301 huggingface: `hf download` runs that either miss the cache or lose the model."""
 
 from __future__ import annotations
 
-import re
+import posixpath
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
-from cachefix.model import Finding
+from cachefix.model import Edit, Finding
 from cachefix.rewriter import edits
 from cachefix.rewriter.context import RunContext, command_env
-from cachefix.rewriter.mounts import CacheMount, ExistingMount, cache_mount_covering, existing_mounts
+from cachefix.rewriter.mounts import cache_mount_covering, existing_mounts
 from cachefix.rewriter.shell import REMOVABLE_JOINS, Command, Word, iter_options
-from cachefix.rules.placement import mount_fix
+from cachefix.rules import hf_cache
+from cachefix.rules.placement import mount_fix, stale_mounts
 from cachefix.rules.rule import RunRule
-from cachefix.rules.user_cache import Cache
+from cachefix.rules.words import set_for_command
 
 CLIS = frozenset({"huggingface-cli", "hf"})
-PYTHON_CALLS = re.compile(r"\b(snapshot_download|hf_hub_download)\s*\(")
 # Options of `hf download` that take a value (the rest are flags).
 VALUED = frozenset({"--revision", "--repo-type", "--include", "--exclude", "--token", "--cache-dir", "--local-dir",
-                    "--local-dir-use-symlinks", "--max-workers"})
+                    "--local-dir-use-symlinks", "--max-workers", "--format"})
+# Options the rewrite drops: where the files go is the copy's business; `--quiet` is added where the path is read.
+DESTINATIONS = ("--local-dir", "--local-dir-use-symlinks", "--cache-dir")
+QUIET = ("--quiet", "-q")
 # The snapshot's path is kept in a variable, so a failed download fails the `&&` chain: inside
 # `cp -rL "$(hf download ...)"/. DIR` the substitution would be empty, and cp would copy `/`.
 SNAPSHOT = "hf_snapshot"
-PATTERN = (f'RUN --mount=type=cache,target=/root/.cache/huggingface mkdir -p /models/NAME && '
-           f'{SNAPSHOT}=$(hf download ORG/NAME --revision SHA --quiet) && cp -rL "${SNAPSHOT}"/. /models/NAME')
+PATTERN = ('RUN --mount=type=cache,target=/var/cache/huggingface HF_HOME=/var/cache/huggingface '
+           'hf download ORG/NAME --revision SHA && (copy snapshots/SHA to ~/.cache/huggingface/hub as regular files)')
 
 
-HUB = Cache(("$HF_HUB_CACHE", "$HF_HOME", "$XDG_CACHE_HOME/huggingface", "~/.cache/huggingface"))
+@dataclass
+class Download:
+    """An `hf download` command's arguments, as the CLI reads them."""
 
+    repo: str | None
+    files: list[str]
+    options: dict[str, str | None] = field(default_factory=dict)
+    where: dict[str, set[int]] = field(default_factory=dict)  # option → indices of its words in the command
 
-def hub_cache(env: dict[str, str], home: str | None) -> str | None:
-    """The folder to mount: HF_HUB_CACHE, else HF_HOME, else `$XDG_CACHE_HOME/huggingface`."""
-    return HUB.resolve(None, env, home)[0]
+    def words_of(self, options: Iterable[str]) -> set[int]:
+        return {i for option in options for i in self.where.get(option, ())}
+
+    @property
+    def revision(self) -> str:
+        return self.options.get("--revision") or "main"
+
+    @property
+    def patterns(self) -> bool:
+        """Files chosen by pattern (`--include`, a `folder/` argument): the snapshot may hold more
+        files than this command asked for, and all of them are copied."""
+        return not self.files or any(f.endswith("/") for f in self.files)
 
 
 def is_download(command: Command) -> bool:
@@ -39,19 +58,29 @@ def is_download(command: Command) -> bool:
     return command.name in CLIS and len(values) > 1 and values[1] == "download"
 
 
-def split_arguments(words: tuple[Word, ...]) -> tuple[list[Word], dict[str, tuple[int, Word | None]]]:
-    """Positional words and options (option → (index of the option word, its value word))."""
-    positional: list[Word] = []
-    options: dict[str, tuple[int, Word | None]] = {}
+def parse_download(command: Command) -> Download:
+    """The repository, files and options of `hf download REPO [FILE...] [OPTIONS]`."""
+    words = command.words[2:]
+    options: dict[str, str | None] = {}
     skip: set[int] = set()
+    where: dict[str, set[int]] = {}
     for i, option, inline in iter_options(list(words)):
         takes = option in VALUED and inline is None
-        options[option] = (i, words[i + 1] if takes and i + 1 < len(words) else None)
-        skip.add(i)
-        if takes:
-            skip.add(i + 1)
-    positional = [w for i, w in enumerate(words) if i not in skip]
-    return positional, options
+        value = inline if not takes else (_literal(words[i + 1]) if i + 1 < len(words) else None)
+        options[option] = value
+        taken = {i, i + 1} if takes else {i}
+        skip |= taken
+        where.setdefault(option, set()).update(j + 2 for j in taken)
+    positional = [_literal(w) for i, w in enumerate(words) if i not in skip]
+    files = [f for f in positional[1:] if f is not None]
+    return Download(positional[0] if positional else None, files if len(files) == len(positional) - 1 else [""],
+                    options, where)
+
+
+def _literal(word: Word) -> str | None:
+    """The word's value when the text says it (quoted or not); None for `$MODEL`, which a build
+    argument can change: the copy must name the same repository as the download."""
+    return word.value if word.value is not None and word.raw.strip("'\"") == word.value else None
 
 
 def _consumer(run: RunContext, download: Command) -> Command | None:
@@ -74,43 +103,56 @@ def _grouped(text: str, replaced: Command) -> str:
 class HuggingFaceRule(RunRule):
     """
     ## What it does
-    Finds HuggingFace model downloads in a RUN (`hf download`, `huggingface-cli download`,
-    `snapshot_download(` / `hf_hub_download(` in Python run by the RUN) and makes them
-    download once, with the model still in the image.
+    Finds `hf download` and `huggingface-cli download` in a RUN and makes them download once,
+    with the model still in the image. (Python calls are CF302's.)
 
     ## Why is this bad?
     A download without a cache mount fetches the whole model on every rebuild of the layer.
     The naive fixes lose something:
-    - a cache mount on the HuggingFace cache alone keeps the model out of the image (it
-      lands in the mount), so the container downloads it again at run time, or fails offline;
+    - a cache mount on the HuggingFace cache keeps the model out of the image (it lands in the
+      mount), so the container downloads it again at run time, or fails offline;
     - `--local-dir` puts the model in the image but bypasses the cache, so the mount saves
       nothing.
-    The safe pattern downloads through a mounted cache and copies the files out, with links
-    resolved, in the same RUN.
+    The safe pattern downloads with `HF_HOME` on a cache mount at a build-only path, then
+    copies the revision it downloaded to where the image reads it, with links resolved, in the
+    same RUN.
 
     ## Example
     ```dockerfile
+    RUN hf download org/model
     RUN hf download org/model --local-dir /models/model
     ```
 
     ## Use instead
     ```dockerfile
-    RUN --mount=type=cache,target=/root/.cache/huggingface mkdir -p /models/model && hf_snapshot=$(hf download org/model --quiet) && cp -rL "$hf_snapshot"/. /models/model
+    RUN --mount=type=cache,target=/var/cache/huggingface HF_HOME=/var/cache/huggingface hf download org/model && (src=/var/cache/huggingface/hub/models--org--model; dst=/root/.cache/huggingface/hub/models--org--model; rev=main; ...cp -RL "$src/snapshots/$sha" "$dst/snapshots/$sha"...)
+    RUN --mount=type=cache,target=/var/cache/huggingface mkdir -p /models/model && hf_snapshot=$(HF_HOME=/var/cache/huggingface hf download org/model --quiet) && cp -rL "$hf_snapshot"/. /models/model
     ```
 
-    The path of the snapshot goes through a variable so that a failed download (a gated
-    repository, a typo, no network) fails the RUN: in `cp -rL "$(hf download ...)"/. DIR`
-    the substitution would be empty and cp would copy the whole file system (`/.`). That
-    form (which earlier versions of cachefix wrote) is reported and rewritten too.
-
     ## Fix safety
-    `hf download REPO --local-dir DIR` (a whole repository, as root) is rewritten to the
-    pattern above: the same files end up in DIR, and the RUN fails when the download fails,
-    as before. What differs in the image: DIR no longer holds the `.cache/huggingface`
-    download metadata that `--local-dir` writes there (huggingface_hub 0.23 and later).
-    Downloads of single files, downloads that stay in the cache, Python calls and downloads
-    by another user are reported with the pattern to apply, not rewritten: doing it right
-    needs knowledge of where the app loads the model from.
+    Every form is rewritten: a whole repository, single files (`hf download REPO FILE...`),
+    `--include/--exclude`, `--revision`, `--repo-type`, with and without `--local-dir`. The
+    cache mount is at `/var/cache/huggingface` (another user's: `/var/cache/huggingface-UID`,
+    owned by that uid), so no mount point sits where the image reads its cache; a mount on
+    `~/.cache/huggingface` is replaced by it.
+    - Without `--local-dir`, the revision is copied into the hub cache the image reads at run
+      time (`HF_HUB_CACHE`, `HF_HOME`, `XDG_CACHE_HOME` or `~/.cache/huggingface`; with
+      `--cache-dir C`, C, and the option is dropped from the download): `snapshots/<sha>/` as
+      regular files and `refs/<revision>`, which loads offline (`HF_HUB_OFFLINE=1`). The
+      `blobs/` folder and `.no_exist` markers are not copied.
+    - Single files: exactly those files are copied. With `--include/--exclude` (or a `folder/`
+      argument) the whole snapshot is copied, and the cache's snapshot may hold files an earlier
+      build downloaded for other patterns: the image can get more files than the patterns ask
+      for, never fewer.
+    - With `--local-dir DIR`, the path the download prints (`--quiet`) is kept in a variable, so
+      a failed download fails the RUN (in `cp -rL "$(hf download ...)"/. DIR` the substitution
+      would be empty and cp would copy `/.`; that form is reported and rewritten too), and the
+      files are copied to DIR. DIR no longer holds the `.cache/huggingface` download metadata
+      that `--local-dir` writes there.
+
+    A user whose uid the file does not show gets a finding: the mount cannot be made writable
+    for it. Repository ids, files, revisions and paths that are not plain (`[A-Za-z0-9._/-]`:
+    variables, quotes, globs) get a finding with the pattern to apply.
     """  # noqa: E501
 
     code = "CF301"
@@ -120,106 +162,135 @@ class HuggingFaceRule(RunRule):
     triggers = ("download",)
 
     def check(self, run: RunContext, state: object) -> Iterable[Finding]:
-        mounts = existing_mounts(run.instruction)
         for command in run.commands:
-            if is_download(command):
-                consumer = _consumer(run, command)
-                if consumer is not None:
-                    yield self._unguarded(run, command, consumer)
-                    continue
-                yield from self._cli(run, command, mounts)
-            elif self._python_download(command):
-                yield from self._python(run, command, mounts)
-        for heredoc in run.instruction.heredocs:
-            if PYTHON_CALLS.search(heredoc.content) and not self._copied_out(run):
-                yield self.finding(run.dockerfile, heredoc.body_span, self._advice(run, "Python code"))
+            if not is_download(command) or "--dry-run" in command.values():
+                continue
+            consumer = _consumer(run, command)
+            found = self._unguarded(run, command, consumer) if consumer else self._download(run, command)
+            if found is not None:
+                yield found
 
-    def _cli(self, run: RunContext, command: Command, mounts: list[ExistingMount]) -> Iterable[Finding]:
+    def _download(self, run: RunContext, command: Command) -> Finding | None:
         env = command_env(run, command)
-        cache = hub_cache(env, run.home)
-        mounted = cache is not None and cache_mount_covering(mounts, cache) is not None
-        positional, options = split_arguments(command.words[2:])
-        local_dir = options.get("--local-dir")
-        if mounted and local_dir is None and (command.substituted or self._copied_out(run)):
-            return  # already the safe pattern
-        fixable = (local_dir is not None and local_dir[1] is not None and local_dir[1].value is not None
-                   and len(positional) == 1 and run.is_root and run.shell_form and cache is not None
-                   and command.span is not None and not command.in_pipeline and "--cache-dir" not in options)
-        if not fixable:
-            yield self.at(run, command, self._advice(run, "`hf download`"))
-            return
-        assert cache is not None and local_dir is not None and local_dir[1] is not None and command.span
-        mount = mount_fix(run, [CacheMount(cache)], self.options, self.manager)
-        rewrite = edits.Edit(command.span[0], command.span[1], self._safe_download(command, local_dir[1].raw))
-        yield self.at(run, command, f"`--local-dir` bypasses the HuggingFace cache: download through a cache mount "
-                                    f"on {cache} and copy the files to {local_dir[1].value}",
-                      [*mount.edits, rewrite], mounts=mount.flags)
+        home = hf_cache.build_home(run)
+        if home is None:
+            return self.at(run, command, f"`{command.name} download` runs as user '{run.user}' whose uid this file "
+                                         "does not show, so a cache mount cannot be made writable for it: create the "
+                                         "user with `useradd -u UID` (or use a numeric USER) and run cachefix again")
+        variables = hf_cache.build_variables(env, home.target)
+        mounted = cache_mount_covering(existing_mounts(run.instruction), home.target) is not None
+        if mounted and all(env.get(k) == v for k, v in variables.items()):
+            return None  # already the safe pattern
+        download = parse_download(command)
+        reason = self._refusal(run, command, download)
+        if reason:
+            return self.at(run, command, f"{reason}: {self._advice()}")
+        stale = stale_mounts(run, home.target, "huggingface", ".cache/huggingface")
+        mount = mount_fix(run, [home], self.options, self.manager, stale)
+        local_dir = download.options.get("--local-dir")
+        if command.substituted:  # the RUN reads the printed path itself (`hf_snapshot=$(hf download ...)`)
+            edit = set_for_command(command, True, variables)
+            why = (f"the cache mount on {stale[0].target} leaves a mount point where the image reads its cache"
+                   if stale else "the model is downloaded again on every rebuild")
+            message = f"{why}: download with HF_HOME on a build-only cache mount at {home.target}"
+        elif local_dir is not None:
+            edit = self._to_local_dir(command, download, variables, local_dir)
+            message = (f"`--local-dir` bypasses the HuggingFace cache: download through a cache mount at "
+                       f"{home.target} and copy the files to {local_dir}")
+        else:
+            hub = download.options.get("--cache-dir") or hf_cache.runtime_hub(env, run.home)
+            assert hub is not None  # checked by _refusal
+            edit = self._to_cache(command, download, variables, hub, home.target)
+            hidden = (f"the cache mount on {stale[0].target} keeps the model out of the image" if stale
+                      else "the model is downloaded again on every rebuild")
+            message = (f"{hidden}: download through a cache mount at "
+                       f"{home.target} and copy the revision to {hub}, where the image reads it")
+        return self.at(run, command, message, [*mount.edits, *([edit] if edit else [])], mounts=mount.flags)
 
     @staticmethod
-    def _safe_download(command: Command, destination: str) -> str:
-        """`mkdir -p DIR && cp -rL "$(hf download REPO OPTIONS --quiet)"/. DIR`."""
-        kept: list[str] = []
-        skip = False
-        words = command.words
-        for i, word in enumerate(words):
-            if skip:
-                skip = False
-                continue
-            value = word.value or ""
-            option = value.split("=", 1)[0]
-            if option in ("--local-dir", "--local-dir-use-symlinks", "--quiet"):
-                skip = "=" not in value and i + 1 < len(words) and option != "--quiet"
-                continue
-            kept.append(word.raw)
-        prefix = " ".join(f"{a.name}={a.value}" for a in command.assignments if a.value is not None)
-        download = " ".join([*([prefix] if prefix else []), *kept, "--quiet"])
-        return _grouped(f'mkdir -p {destination} && {SNAPSHOT}=$({download}) && cp -rL "${SNAPSHOT}"/. {destination}',
-                        command)
+    def _refusal(run: RunContext, command: Command, download: Download) -> str | None:
+        """Why the command cannot be rewritten (None: it can)."""
+        options = download.options
+        hub = options.get("--cache-dir") or hf_cache.runtime_hub(command_env(run, command), run.home)
+        values = [download.repo, *download.files,
+                  *(options[k] for k in ("--revision", "--repo-type", "--local-dir", "--cache-dir") if k in options)]
+        if not run.shell_form or command.span is None or command.in_pipeline:
+            return "this download cannot be rewritten in place"
+        kind = options.get("--repo-type") or "model"
+        if not all(hf_cache.is_plain(v) for v in values) or kind not in hf_cache.REPO_TYPES:
+            return "the repository, files, revision, type or folders are not plain text (variables, quotes or globs)"
+        if "--local-dir" in options and "--cache-dir" in options:
+            return "`--local-dir` and `--cache-dir` together are an error of the CLI"
+        to_cache = "--local-dir" not in options and not command.substituted
+        if to_cache and not (hub is not None and hf_cache.is_plain(hub) and hub.startswith("/")):
+            return "the file does not show where the image reads its HuggingFace cache"
+        if command.name == "huggingface-cli" and download.files and ("--include" in options or "--exclude" in options):
+            return "`--include` takes several patterns in huggingface-cli: which words are files is unclear"
+        return None
+
+    @staticmethod
+    def _command_text(command: Command, download: Download, variables: dict[str, str], quiet: bool) -> str:
+        """The download as shell text: `variables` for it, the dropped options out, `--quiet` added if asked."""
+        kept = [a.raw for a in command.assignments if a.name not in variables and a.name not in hf_cache.MOVES]
+        dropped = download.words_of([*DESTINATIONS, *(QUIET if quiet else ())])
+        words = [w.raw for i, w in enumerate(command.words) if i not in dropped]
+        prefix = [f"{k}={v}" for k, v in variables.items()]
+        return " ".join([*kept, *prefix, *words, *(["--quiet"] if quiet else [])])
+
+    def _to_cache(self, command: Command, download: Download, variables: dict[str, str], hub: str,
+                  build: str) -> Edit:
+        """`HF_HOME=<build> hf download ... && <copy of the revision (or the files) into hub>`."""
+        folder = hf_cache.repo_folder(download.repo or "", download.options.get("--repo-type") or "model")
+        revision = download.revision
+        if download.patterns:
+            copy = hf_cache.copy_out(build, hub, folder, revision)
+        else:
+            copy = hf_cache.copy_files_out(build, hub, folder, revision, download.files)
+        text = f"{self._command_text(command, download, variables, quiet=False)} && {copy}"
+        assert command.span is not None
+        return edits.Edit(command.span[0], command.span[1], _grouped(text, command))
+
+    def _to_local_dir(self, command: Command, download: Download, variables: dict[str, str], target: str) -> Edit:
+        """`mkdir -p DIR && hf_snapshot=$(HF_HOME=<build> hf download ... --quiet) && cp -rL "$hf_snapshot"/. DIR`;
+        for single files, each file copied to DIR/FILE (one file: the CLI prints the file's path)."""
+        fetch = f"{SNAPSHOT}=$({self._command_text(command, download, variables, quiet=True)})"
+        if download.patterns:
+            text = f'mkdir -p {target} && {fetch} && cp -rL "${SNAPSHOT}"/. {target}'
+        else:
+            folders = sorted({posixpath.join(target, posixpath.dirname(f)).rstrip("/") for f in download.files})
+            source = ['"$hf_snapshot"'] if len(download.files) == 1 else [f'"$hf_snapshot"/{f}' for f in download.files]
+            copies = " && ".join(f"cp -L {s} {target}/{f}" for s, f in zip(source, download.files, strict=True))
+            text = f"mkdir -p {' '.join(folders)} && {fetch} && {copies}"
+        assert command.span is not None
+        return edits.Edit(command.span[0], command.span[1], _grouped(text, command))
 
     def _unguarded(self, run: RunContext, download: Command, consumer: Command) -> Finding:
-        """`cp -rL "$(hf download ...)"/. DIR`: rewritten so that a failed download stops the RUN."""
+        """`cp -rL "$(hf download ...)"/. DIR`: rewritten so that a failed download stops the RUN,
+        and the download goes through the build-only cache."""
         message = ("a failed `hf download` leaves `$(...)` empty, so this command would go on with an empty path "
                    f"(`cp -rL /. DIR` copies the whole file system): keep the path in a variable first, "
                    f'`{SNAPSHOT}=$(hf download ...) && cp -rL "${SNAPSHOT}"/. DIR`')
         text = run.dockerfile.text
-        if consumer.span is None or download.span is None or consumer.in_pipeline:
+        home = hf_cache.build_home(run)
+        if consumer.span is None or download.span is None or consumer.in_pipeline or home is None:
             return self.at(run, consumer, message)
         opening = text.rfind("$(", consumer.span[0], download.span[0])
         closing = text.find(")", download.span[1], consumer.span[1])
         if opening < 0 or closing < 0 or text[opening + 2:download.span[0]].strip() or \
                 text[download.span[1]:closing].strip():
             return self.at(run, consumer, message)
-        guarded = (f"{SNAPSHOT}={text[opening:closing + 1]} && {text[consumer.span[0]:opening]}${SNAPSHOT}"
-                   f"{text[closing + 1:consumer.span[1]]}")
-        return self.at(run, consumer, message, [edits.Edit(*consumer.span, _grouped(guarded, consumer))])
-
-    def _python_download(self, command: Command) -> bool:
-        return command.name.startswith("python") and any(PYTHON_CALLS.search(w.value or w.raw) for w in command.args)
-
-    def _python(self, run: RunContext, command: Command, mounts: list[ExistingMount]) -> Iterable[Finding]:
-        cache = hub_cache(command_env(run, command), run.home)
-        if cache is not None and cache_mount_covering(mounts, cache) is not None and self._copied_out(run):
-            return
-        yield self.at(run, command, self._advice(run, "Python code"))
+        variables = hf_cache.build_variables(command_env(run, download), home.target)
+        env = "".join(f"{k}={v} " for k, v in variables.items() if not any(
+            a.name == k and a.value == v for a in download.assignments))
+        guarded = (f"{SNAPSHOT}=$({env}{text[download.span[0]:closing + 1]} && {text[consumer.span[0]:opening]}"
+                   f"${SNAPSHOT}{text[closing + 1:consumer.span[1]]}")
+        stale = stale_mounts(run, home.target, "huggingface", ".cache/huggingface")
+        mount = mount_fix(run, [home], self.options, self.manager, stale)
+        return self.at(run, consumer, message, [*mount.edits, edits.Edit(*consumer.span, _grouped(guarded, consumer))],
+                       mounts=mount.flags)
 
     @staticmethod
-    def _copied_out(run: RunContext) -> bool:
-        """The RUN copies the download out of the cache (`cp -L`, `shutil.copytree`)."""
-        if any("copytree" in h.content for h in run.instruction.heredocs):
-            return True
-        for command in run.commands:
-            flags = [w.value for w in command.args if (w.value or "").startswith("-")]
-            if command.name == "cp" and any("L" in f or f == "--dereference" for f in flags if f):
-                return True
-            if any("copytree" in (w.value or w.raw) for w in command.args):
-                return True
-        return False
-
-    @staticmethod
-    def _advice(run: RunContext, what: str) -> str:
-        where = "a cache mount"
-        if not run.is_root:
-            where = "a cache outside the home folder (HF_HOME=/var/cache/hf for that RUN, uid=/gid= on the mount)"
-        return (f"{what} downloads a model on every rebuild (or, with only a cache mount, leaves it out of the "
-                f"image): download through {where} and copy it out with links resolved in the same RUN, e.g. "
-                f"`{PATTERN}` (in Python: shutil.copytree(snapshot_download(...), '/models/NAME'))")
+    def _advice() -> str:
+        return (f"download through a cache mount at a build-only HF_HOME and copy the revision out with links "
+                f"resolved in the same RUN, e.g. `{PATTERN}`; another user needs `/var/cache/huggingface-UID` "
+                "with uid=/gid= on the mount")
