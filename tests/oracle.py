@@ -114,6 +114,7 @@ def _simple_commands(text: str, mounted: tuple[str, ...] = ()) -> list[str]:
     lexer = shlex.shlex(text.replace("\\\n", " ").replace("\n", " ; "), posix=True, punctuation_chars=";&|()")
     lexer.whitespace = " \t\r"
     lexer.whitespace_split = True
+    lexer.commenters = ""  # `${#rev}` is a length, not a comment (the shell reads `#` as one only after a blank)
     allowed = allowances()
     out: list[str] = []
     current: list[str] = []

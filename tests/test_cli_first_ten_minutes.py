@@ -126,7 +126,7 @@ def test_every_example_in_the_help_runs(project: Path, command: list[str]) -> No
 
 @pytest.mark.parametrize(("query", "codes"), [("CF201", ["CF201"]), ("cf101", ["CF101"]), ("apt", ["CF201"]),
                                               ("pip", ["CF101"]), ("apt-cache-mount", ["CF201"]),
-                                              ("huggingface", ["CF301"]), ("hf", ["CF301"])])
+                                              ("huggingface", ["CF301"]), ("hf", ["CF301", "CF302"])])
 def test_explain_takes_a_code_a_rule_name_or_a_manager(tmp_path: Path, query: str, codes: list[str]) -> None:
     result = cachefix("explain", query, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
