@@ -146,24 +146,24 @@ def test_the_quickstart_commands_do_what_it_says(tmp_path, env) -> None:
     assert applied.returncode == 0, applied.stderr
 
     fixed = sh(apply, project, env)
-    assert fixed.returncode == 1 and "not fixed" in fixed.stdout, fixed.stdout + fixed.stderr
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr  # every finding fixed, the models included
     assert tree(project) == tree(preview) != original  # wrote exactly the patch --diff showed
-
-    left = sh(check, project, env)
-    assert left.returncode == 1, left.stdout + left.stderr
-    # The quickstart's advice for what cannot be fixed: silence it, with a reason, above the instruction.
-    suppression = re.search(r"`(# cachefix: ignore\[[^`]*)`", section("Quickstart")).group(1)
-    for finding in sh(check + " -q", project, env).stdout.splitlines():
-        name, line, _column, code = re.match(r"(.+?):(\d+):(\d+): (CF\d+) ", finding).groups()
-        assert f"[{code}]" in suppression, finding
-        lines = (project / name).read_text().splitlines(keepends=True)
-        start = int(line) - 1
-        while start and lines[start - 1].rstrip("\r\n").endswith("\\"):
-            start -= 1
-        (project / name).write_text("".join([*lines[:start], suppression + "\n", *lines[start:]]))
     assert sh(check, project, env).returncode == 0
     before_rerun = tree(project)
     assert sh(apply, project, env).returncode == 0 and tree(project) == before_rerun  # nothing left to do
+
+
+def test_the_quickstart_advice_silences_what_cannot_be_fixed(tmp_path, env) -> None:
+    """A finding that needs a guess stays `not fixed`; the README's comment, above the instruction, silences it."""
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM registry.example/base\nRUN useradd -m app\nUSER app\nRUN pip install flask\n")
+    fixed = sh("cachefix .", tmp_path, env)
+    assert fixed.returncode == 1 and "not fixed" in fixed.stdout, fixed.stdout + fixed.stderr
+    suppression = re.search(r"`(# cachefix: ignore\[[^`]*)`", section("Quickstart")).group(1)
+    assert "[CF101]" in suppression
+    lines = dockerfile.read_text().splitlines(keepends=True)
+    dockerfile.write_text("".join([*lines[:3], suppression + "\n", *lines[3:]]))
+    assert sh("cachefix check .", tmp_path, env).returncode == 0
 
 
 def test_the_example_diff_is_the_tools_output(tmp_path, env) -> None:
