@@ -13,11 +13,12 @@ import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from .engines import Buildah, Dockerd, EngineUnavailable
 
-RECIPE = "bookworm-v1"  # change when the rootfs recipe changes: old tarballs and images are ignored
+RECIPE = "bookworm-v2"  # change when the rootfs recipe changes: old tarballs and images are ignored
 ROOTFS_TAG = f"cachefix-test/rootfs:{RECIPE}"
 PYTHON_TAG = "cachefix-test/python:3.11-bookworm"
 DEBIAN_TAG = "cachefix-test/debian:bookworm"
@@ -97,7 +98,7 @@ def rootfs_tarball() -> Path:
     with tempfile.TemporaryDirectory(prefix="cachefix-rootfs-", dir="/var/tmp") as tmp:
         root = Path(tmp) / "rootfs"
         proc = subprocess.run(
-            ["debootstrap", "--variant=minbase", "--include=python3,python3-pip,ca-certificates",
+            ["debootstrap", "--variant=minbase", "--include=python3,python3-pip,ca-certificates,curl,wget",
              "bookworm", str(root), debian_mirror()],
             capture_output=True, text=True, timeout=900,
         )
@@ -118,21 +119,37 @@ def ensure_rootfs(dockerd: Dockerd, buildah: Buildah | None) -> None:
         buildah.pull_from_docker(ROOTFS_TAG)
 
 
-def session_layer(work: Path, apt_url: str, pip_url: str, ca_cert: Path) -> tuple[Path, Path]:
+@dataclass(frozen=True)
+class Urls:
+    """Where this session's servers listen, as the session layer points the tools at them."""
+
+    apt: str
+    pip: str
+    hub: str  # HF_ENDPOINT: no trailing slash
+    files: str  # $CACHEFIX_FILES, the file server's base: no trailing slash
+
+
+def session_layer(work: Path, urls: Urls, ca_cert: Path) -> tuple[Path, Path]:
     """Write the context of the per-session layer; returns (context, Dockerfile)."""
     work.mkdir(parents=True, exist_ok=True)
     shutil.copy(ca_cert, work / "ca.crt")
-    (work / "cachefix-local.list").write_text(f"deb [trusted=yes] {apt_url} ./\n")
+    (work / "cachefix-local.list").write_text(f"deb [trusted=yes] {urls.apt} ./\n")
     (work / "pip.conf").write_text(
-        f"[global]\nindex-url = {pip_url}simple/\ncert = {CA_PATH}\ndisable-pip-version-check = true\n"
+        f"[global]\nindex-url = {urls.pip}simple/\ncert = {CA_PATH}\ndisable-pip-version-check = true\n"
     )
+    (work / "wgetrc").write_text(f"ca_certificate = {CA_PATH}\n")
     dockerfile = work / "Dockerfile"
     dockerfile.write_text(
         f"FROM {ROOTFS_TAG}\n"
         f"COPY ca.crt {CA_PATH}\n"
         "COPY cachefix-local.list /etc/apt/sources.list.d/cachefix-local.list\n"
         "COPY pip.conf /etc/pip.conf\n"
+        # wget (GnuTLS) reads only the system bundle or its rc file; curl reads SSL_CERT_FILE.
+        "COPY wgetrc /etc/wgetrc\n"
         # uv has no system config for a CA; it reads these two variables (uv's environment reference).
-        f"ENV UV_DEFAULT_INDEX={pip_url}simple/ SSL_CERT_FILE={CA_PATH}\n"
+        f"ENV UV_DEFAULT_INDEX={urls.pip}simple/ SSL_CERT_FILE={CA_PATH}\n"
+        # The Hub client's endpoint, without its calls home (pypi.org update check, telemetry).
+        f"ENV HF_ENDPOINT={urls.hub} HF_HUB_DISABLE_UPDATE_CHECK=1 HF_HUB_DISABLE_TELEMETRY=1\n"
+        f"ENV CACHEFIX_FILES={urls.files}\n"
     )
     return work, dockerfile

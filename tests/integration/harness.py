@@ -18,8 +18,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import baseimage, debs, wheels
+from . import baseimage, debs, fileserver, hfhub, wheels
 from .engines import BUILD_TIMEOUT, Build, Buildah, Dockerd, Engine
+from .hfhub import HubServer
 from .pkgserver import PackageServer
 from .tlscert import make_cert
 
@@ -109,7 +110,57 @@ SCENARIOS: tuple[Scenario, ...] = (
                                  Check(("sh", "-c", 'test -z "$(find /home/app ! -user app)" && echo home ok'),
                                        "home ok")), 4 * MiB, runtime_cache="/home/app/.cache"),
 )
+
+
+def _hf_offline(code: str, expect: str) -> Check:
+    """Python in the image, loading from the HuggingFace cache with the Hub unreachable."""
+    return Check(("env", "HF_HUB_OFFLINE=1", "HF_ENDPOINT=http://127.0.0.1:9", "python3", "-c", code), expect)
+
+
+def _prints_model(config: str, weights: str) -> str:
+    """Python that prints the model's marker and weights size, given expressions for the two files."""
+    return f"print(json.load(open({config}))['cachefix_marker'], os.path.getsize({weights}))"
+
+
+_LOADED = f"{hfhub.MODEL_MARKER} {hfhub.WEIGHTS_SIZE}"
+HF_SNAPSHOT_LOADS = _hf_offline(
+    "import json, os; from huggingface_hub import snapshot_download; "
+    f"d = snapshot_download('{hfhub.MODEL_REPO}'); " + _prints_model("d + '/config.json'", "d + '/model.safetensors'"),
+    _LOADED)
+HF_FILES_LOAD = _hf_offline(
+    f"import json, os; from huggingface_hub import hf_hub_download as get; r = '{hfhub.MODEL_REPO}'; "
+    + _prints_model("get(r, 'config.json')", "get(r, 'model.safetensors')"), _LOADED)
+HF_DATASET_LOADS = _hf_offline(
+    "import os; from huggingface_hub import snapshot_download; "
+    f"d = snapshot_download('{hfhub.DATASET_REPO}', repo_type='dataset'); "
+    "print('dataset', os.path.getsize(d + '/data/train.parquet'))", f"dataset {hfhub.DATASET_SIZE}")
+# pip's requests for huggingface_hub, installed before `ARG CACHE_BUST`: only the model bytes count.
+PIP_INDEX = ("/simple/", "/packages/")
+
+# Model and file downloads (issue 11): the Hub look-alike and the HTTPS file server serve them.
+MODEL_SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("hf-cli-repo", (HF_SNAPSHOT_LOADS,), hfhub.WEIGHTS_SIZE, uncounted=PIP_INDEX),
+    Scenario("hf-cli-file", (HF_FILES_LOAD,), hfhub.WEIGHTS_SIZE, uncounted=PIP_INDEX),
+    Scenario("hf-cli-local-dir", (
+        Check(("python3", "-c", "import json, os; " + _prints_model("'/models/tiny/config.json'",
+                                                                   "'/models/tiny/model.safetensors'")), _LOADED),
+        Check(("sh", "-c", 'test -z "$(find /models/tiny -type l)" && echo regular files'), "regular files"),
+    ), hfhub.WEIGHTS_SIZE, uncounted=PIP_INDEX),
+    Scenario("hf-python-snapshot", (HF_SNAPSHOT_LOADS, HF_DATASET_LOADS), hfhub.WEIGHTS_SIZE + hfhub.DATASET_SIZE,
+             uncounted=PIP_INDEX),
+    Scenario("hf-python-file", (HF_FILES_LOAD,), hfhub.WEIGHTS_SIZE, uncounted=PIP_INDEX),
+    Scenario("hf-nonroot", (HF_SNAPSHOT_LOADS, Check(("id", "-u"), "1000")), hfhub.WEIGHTS_SIZE,
+             runtime_cache="/home/app/.cache", uncounted=PIP_INDEX),
+    Scenario("curl-tarball", (Check(("cfx-tool",), fileserver.TOOL_VERSION),), fileserver.TOOL_PAYLOAD),
+    Scenario("wget-model", (Check(("sha256sum", "/models/m.bin"), fileserver.MODEL_SHA256),), fileserver.MODEL_SIZE),
+)
+SCENARIOS += MODEL_SCENARIOS
 BY_NAME = {s.name: s for s in SCENARIOS}
+# Scenarios that `cachefix fix` does not rewrite (yet), with why: their rewritten variant is skipped.
+# Remove a name once it does (test_bandwidth.py then runs its rewritten tests).
+PENDING: dict[str, str] = {
+    "wget-model": "CF701 reports wget downloads and rewrites only curl ones",
+}
 
 
 @dataclass(frozen=True)
@@ -156,7 +207,7 @@ def rewrite(dockerfile: Path) -> str:
 class Lab:
     """Engines, package servers and base images for one session; memoizes measurements."""
 
-    def __init__(self, work: Path, engines: dict[str, Engine], servers: tuple[PackageServer, ...]) -> None:
+    def __init__(self, work: Path, engines: dict[str, Engine], servers: tuple[PackageServer | HubServer, ...]) -> None:
         self.work = work
         self.engines = engines
         self.servers = servers
@@ -249,19 +300,48 @@ class Lab:
             engine.remove_images([*baseimage.SCENARIO_BASE_TAGS, session])
 
 
-def _start_servers(work: Path) -> tuple[PackageServer, PackageServer, Path]:
+@dataclass(frozen=True)
+class Servers:
+    """The session's local servers: every byte the builds download comes from one of them."""
+
+    pypi: PackageServer
+    apt: PackageServer
+    hub: HubServer
+    files: PackageServer
+    cert: Path
+
+    @property
+    def all(self) -> tuple[PackageServer | HubServer, ...]:
+        return (self.pypi, self.apt, self.hub, self.files)
+
+    @property
+    def urls(self) -> baseimage.Urls:
+        return baseimage.Urls(self.apt.url, self.pypi.url, self.hub.url, self.files.url.rstrip("/"))
+
+
+def _start_servers(work: Path, stack: ExitStack) -> Servers:
+    """Start the servers; each stops when ``stack`` closes."""
     cert, key = make_cert(work)
-    uv = wheels.downloaded_wheel(wheels.UV_REQUIREMENT, wheels.UV_PLATFORM, baseimage.cache_dir() / "wheels")
-    pypi = PackageServer(wheels.build_index(work / "pypi", files=(uv,)), wheels.cache_control,
-                         tls=(cert, key)).start()
-    apt = PackageServer(debs.build_repo(work / "apt"), debs.cache_control).start()
-    return pypi, apt, cert
+    wheel_cache = baseimage.cache_dir() / "wheels"
+    published = (wheels.downloaded_wheel(wheels.UV_REQUIREMENT, wheels.UV_PLATFORM, wheel_cache),
+                 *wheels.downloaded_wheel_set(wheels.HF_HUB_REQUIREMENT, wheels.UV_PLATFORM, wheel_cache))
+    servers = Servers(
+        pypi=PackageServer(wheels.build_index(work / "pypi", files=published), wheels.cache_control,
+                           tls=(cert, key)).start(),
+        apt=PackageServer(debs.build_repo(work / "apt"), debs.cache_control).start(),
+        hub=HubServer().start(),
+        files=PackageServer(fileserver.build_files(work / "files"), fileserver.cache_control,
+                            tls=(cert, key)).start(),
+        cert=cert,
+    )
+    for server in servers.all:
+        stack.callback(server.stop)
+    return servers
 
 
-def _prepare_base(engine: Engine, work: Path, apt: PackageServer, pypi: PackageServer, cert: Path) -> str:
+def _prepare_base(engine: Engine, work: Path, servers: Servers) -> str:
     """Build the session layer on ``engine`` and tag it as the scenarios' bases; returns its id."""
-    context, dockerfile = baseimage.session_layer(work / f"session-layer-{engine.name}", apt.url, pypi.url,
-                                                  cert)
+    context, dockerfile = baseimage.session_layer(work / f"session-layer-{engine.name}", servers.urls, servers.cert)
     first, *rest = baseimage.SCENARIO_BASE_TAGS
     build = engine.build(context, dockerfile, first, {})
     engine.tag(first, *rest)
@@ -280,16 +360,14 @@ def open_lab(work: Path | None = None, engine_names: tuple[str, ...] = ("dockerd
         stack.callback(dockerd.stop)
         buildah = Buildah().ensure() if "buildah" in engine_names else None
         baseimage.ensure_rootfs(dockerd, buildah)
-        pypi, apt, cert = _start_servers(work)
-        stack.callback(pypi.stop)
-        stack.callback(apt.stop)
+        servers = _start_servers(work, stack)
         engines: dict[str, Engine] = {}
         if "dockerd" in engine_names:
             engines["dockerd"] = dockerd
         if buildah is not None:
             engines["buildah"] = buildah
-        lab = Lab(work, engines, (pypi, apt))
+        lab = Lab(work, engines, servers.all)
         stack.callback(lab.cleanup_images)
         for name, engine in engines.items():
-            lab.session_images[name] = _prepare_base(engine, work, apt, pypi, cert)
+            lab.session_images[name] = _prepare_base(engine, work, servers)
         yield lab

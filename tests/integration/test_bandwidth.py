@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from .harness import ORIGINAL, REWRITTEN, SCENARIOS, Lab, Measurement, Scenario
+from .harness import ORIGINAL, PENDING, REWRITTEN, SCENARIOS, Lab, Measurement, Scenario
 
 pytestmark = pytest.mark.integration
 
@@ -24,13 +24,16 @@ KNOWN_BUGS: dict[tuple[str, str, str], str] = {}
 
 def _params(kind: str, scenarios: tuple[Scenario, ...] = SCENARIOS,
             variants: tuple[str, ...] = (REWRITTEN,)) -> list[object]:
-    """(scenario, engine, variant) params; a known bug marks the rewritten variant xfail(strict)."""
+    """(scenario, engine, variant) params; a known bug marks the rewritten variant xfail(strict), and a
+    scenario in PENDING (cachefix does not rewrite it yet) skips it."""
     params = []
     for scenario in scenarios:
         for engine in ENGINES:
             bug = KNOWN_BUGS.get((scenario.name, engine, kind)) or KNOWN_BUGS.get((scenario.name, engine, "builds"))
             for variant in variants:
                 marks = [pytest.mark.xfail(reason=bug, strict=True)] if bug and variant == REWRITTEN else []
+                if variant == REWRITTEN and scenario.name in PENDING:
+                    marks = [pytest.mark.skip(reason=f"rule not written yet: {PENDING[scenario.name]}")]
                 params.append(pytest.param(scenario, engine, variant, id=f"{scenario.name}-{engine}-{variant}",
                                            marks=marks))
     return params

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
+import json
 import shutil
 import ssl
+import tarfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -18,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from . import debs, wheels
+from . import debs, fileserver, hfhub, wheels
+from .hfhub import HubServer
 from .pkgserver import PackageServer
 from .tlscert import make_cert
 
@@ -101,3 +105,38 @@ def test_apt_repository_indexes_match_the_packages(tmp_path: Path) -> None:
         data = (root / fields["Filename"]).read_bytes()
         assert int(fields["Size"]) == len(data) > 2 * debs.MiB
         assert fields["SHA256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_hub_serves_a_snapshot_the_way_huggingface_hub_asks_and_counts_its_bytes() -> None:
+    hub = HubServer().start()
+    try:
+        base = f"{hub.url}/api/models/{hfhub.MODEL_REPO}"
+        status, body, _ = _get(f"{base}/revision/main")
+        sha = json.loads(body)["sha"]
+        assert status == 200
+        status, body, _ = _get(f"{base}/tree/{sha}?recursive=true&expand=false")
+        sizes = {e["path"]: e["size"] for e in json.loads(body) if e["type"] == "file"}
+        assert sizes["model.safetensors"] == hfhub.WEIGHTS_SIZE
+        mark = hub.log.mark()
+        status, data, headers = _get(f"{hub.url}/{hfhub.MODEL_REPO}/resolve/{sha}/model.safetensors")
+        assert (status, headers["X-Repo-Commit"]) == (200, sha)
+        assert headers["ETag"] == f'"{hashlib.sha256(data).hexdigest()}"'  # LFS files: the sha256, as the Hub
+        assert _get(f"{hub.url}/{hfhub.MODEL_REPO}/resolve/main/missing.bin")[0] == 404
+        hits = hub.log.since(mark)
+        assert [h.status for h in hits] == [200, 404]
+        assert hits[0].body_bytes == hfhub.WEIGHTS_SIZE
+    finally:
+        hub.stop()
+
+
+def test_file_server_answers_curl_and_wget_revalidation_with_304(tmp_path: Path) -> None:
+    files = PackageServer(fileserver.build_files(tmp_path / "files"), fileserver.cache_control).start()
+    try:
+        status, data, headers = _get(files.url + fileserver.MODEL_FILE)
+        assert (status, hashlib.sha256(data).hexdigest()) == (200, fileserver.MODEL_SHA256)
+        assert _get(files.url + fileserver.MODEL_FILE, {"If-None-Match": headers["ETag"]})[0] == 304
+        assert _get(files.url + fileserver.MODEL_FILE, {"If-Modified-Since": headers["Last-Modified"]})[0] == 304
+        with tarfile.open(fileobj=io.BytesIO(_get(files.url + fileserver.TOOL_TARBALL)[1])) as tar:
+            assert tar.getmember("cfx-tool/bin/cfx-tool").mode == 0o755
+    finally:
+        files.stop()

@@ -114,6 +114,26 @@ def downloaded_wheel(requirement: str, platform: str, cache: Path) -> Path:
     return found[0]
 
 
+# The HuggingFace scenarios install the hub client (`pip install huggingface_hub`): its release and
+# the 14 wheels it pulls in (7.3 MB), fetched once for the same platform into their own folder.
+HF_HUB_REQUIREMENT = "huggingface_hub==2.4.0"
+
+
+def downloaded_wheel_set(requirement: str, platform: str, cache: Path) -> tuple[Path, ...]:
+    """``requirement`` and its dependencies' wheels, downloaded with pip into ``cache`` once.
+
+    A stamp file marks a complete download, so an interrupted one is done again."""
+    folder = cache / requirement.replace("==", "-")
+    stamp = folder / ".complete"
+    if not stamp.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", requirement, "--only-binary=:all:",
+                        "--platform", platform, "--python-version", "3.11", "--disable-pip-version-check",
+                        "-d", str(folder)], check=True, capture_output=True, timeout=600)
+        stamp.touch()
+    return tuple(sorted(folder.glob("*.whl")))
+
+
 def build_index(root: Path, wheels: tuple[Wheel, ...] = WHEELS, files: tuple[Path, ...] = ()) -> Path:
     """Lay out ``root/simple/<project>/index.html`` and ``root/packages/*.whl``; returns root.
 
