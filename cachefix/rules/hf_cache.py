@@ -49,18 +49,6 @@ def repo_folder(repo_id: str, repo_type: str = "model") -> str:
     return f"{REPO_TYPES.get(repo_type, 'models')}--{repo_id.replace('/', '--')}"
 
 
-def copy_out(build: str, hub: str, folder: str, revision: str = "main") -> str:
-    """A shell command (POSIX sh, in a subshell so its variables stay there) that copies one
-    revision of `folder` from the build cache `build` (an `HF_HOME`) into the hub cache `hub`,
-    as regular files, with `refs/<revision>` written. It fails when the revision is not there."""
-    return (f"(src={build}/hub/{folder}; dst={hub}/{folder}; rev={revision}; sha=$rev; "
-            '[ ${#rev} -eq 40 ] || sha=$(cat "$src/refs/$rev") && '
-            'mkdir -p "$dst/snapshots" && rm -rf "$dst/snapshots/$sha" && '
-            'cp -RL "$src/snapshots/$sha" "$dst/snapshots/$sha" && '
-            '{ [ "$sha" = "$rev" ] || { mkdir -p "$(dirname "$dst/refs/$rev")" && '
-            "printf '%s' \"$sha\" > \"$dst/refs/$rev\"; }; })")
-
-
 PLAIN = re.compile(r"[A-Za-z0-9._/-]+")
 # Variables that take the hub or xet cache away from HF_HOME: set to the build home too, when the command sees them.
 MOVES = {"HF_HUB_CACHE": "hub", "HUGGINGFACE_HUB_CACHE": "hub", "HF_XET_CACHE": "xet"}
@@ -82,20 +70,6 @@ def build_variables(env: Mapping[str, str], build: str) -> dict[str, str]:
     return variables
 
 
-def copy_files_out(build: str, hub: str, folder: str, revision: str, files: Sequence[str]) -> str:
-    """`copy_out` for single files (`hf download REPO FILE...`): exactly those files, as regular
-    files, into the revision's snapshot in `hub`, and `refs/<revision>`. The build cache's snapshot
-    may hold more files (other builds downloaded them); the image gets only these."""
-    folders = sorted({posixpath.dirname(f) for f in files} - {""})
-    mkdir = " ".join(['"$dst/snapshots/$sha"', *(f'"$dst/snapshots/$sha/{d}"' for d in folders)])
-    copies = " && ".join(f'cp -L "$src/snapshots/$sha/{f}" "$dst/snapshots/$sha/{f}"' for f in files)
-    return (f"(src={build}/hub/{folder}; dst={hub}/{folder}; rev={revision}; sha=$rev; "
-            '[ ${#rev} -eq 40 ] || sha=$(cat "$src/refs/$rev") && '
-            f"mkdir -p {mkdir} && {copies} && "
-            '{ [ "$sha" = "$rev" ] || { mkdir -p "$(dirname "$dst/refs/$rev")" && '
-            "printf '%s' \"$sha\" > \"$dst/refs/$rev\"; }; })")
-
-
 def _revision_sha(build: str, folder: str, revision: str) -> str:
     """Sets `src` (the repository in the build cache), `rev` and `sha` (the commit `rev` names
     there). Whether `rev` is a commit is known when the command is written, so the text has no
@@ -109,18 +83,19 @@ def _write_ref(hub: str, folder: str) -> str:
             f"printf '%s' \"$sha\" > \"{hub}/{folder}/refs/$rev\"; }}; }}")
 
 
-def copy_revision_out(build: str, hub: str, folder: str, revision: str = "main") -> str:
-    """As `copy_out`, in a form that may follow a heredoc's `<<EOF` on a RUN line."""
-    return (f"({_revision_sha(build, folder, revision)} && dst={hub}/{folder}/snapshots/$sha && "
-            'mkdir -p "$(dirname "$dst")" && rm -rf "$dst" && cp -RL "$src/snapshots/$sha" "$dst" && '
-            f"{_write_ref(hub, folder)})")
-
-
-def copy_file_out(build: str, hub: str, folder: str, revision: str, filename: str) -> str:
-    """As `copy_revision_out`, for one file of the revision (what `hf_hub_download` fetched), so the
-    image gets that file and not whatever else of the revision the shared build cache holds."""
-    return (f"({_revision_sha(build, folder, revision)} && dst={hub}/{folder}/snapshots/$sha/{filename} && "
-            f'mkdir -p "$(dirname "$dst")" && cp -L "$src/snapshots/$sha/{filename}" "$dst" && '
+def copy_out(build: str, hub: str, folder: str, revision: str = "main", files: Sequence[str] = ()) -> str:
+    """A shell command (POSIX sh, in a subshell so its variables stay there) that copies one
+    revision of `folder` from the build cache `build` (an `HF_HOME`) into the hub cache `hub`, as
+    regular files, with `refs/<revision>` written; it fails when the revision is not there.
+    `files`: only those (`hf download REPO FILE...`, `hf_hub_download`): the build cache's snapshot
+    may hold more, which other builds downloaded. The text may follow a heredoc's `<<EOF`."""
+    if files:
+        folders = sorted({posixpath.dirname(f) for f in files} - {""})
+        mkdir = " ".join(['"$dst"', *(f'"$dst/{d}"' for d in folders)])
+        copy = f"mkdir -p {mkdir} && " + " && ".join(f'cp -L "$src/snapshots/$sha/{f}" "$dst/{f}"' for f in files)
+    else:
+        copy = 'mkdir -p "$(dirname "$dst")" && rm -rf "$dst" && cp -RL "$src/snapshots/$sha" "$dst"'
+    return (f"({_revision_sha(build, folder, revision)} && dst={hub}/{folder}/snapshots/$sha && {copy} && "
             f"{_write_ref(hub, folder)})")
 
 

@@ -242,10 +242,7 @@ class HuggingFaceRule(RunRule):
         """`HF_HOME=<build> hf download ... && <copy of the revision (or the files) into hub>`."""
         folder = hf_cache.repo_folder(download.repo or "", download.options.get("--repo-type") or "model")
         revision = download.revision
-        if download.patterns:
-            copy = hf_cache.copy_out(build, hub, folder, revision)
-        else:
-            copy = hf_cache.copy_files_out(build, hub, folder, revision, download.files)
+        copy = hf_cache.copy_out(build, hub, folder, revision, () if download.patterns else download.files)
         text = f"{self._command_text(command, download, variables, quiet=False)} && {copy}"
         assert command.span is not None
         return edits.Edit(command.span[0], command.span[1], _grouped(text, command))

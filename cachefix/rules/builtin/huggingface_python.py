@@ -20,7 +20,6 @@ NAMES = ("snapshot_download", "hf_hub_download", "from_pretrained", "pipeline", 
 PYTHON = re.compile(r"(?:^|/)python[0-9.]*$")
 SHEBANG = re.compile(r"#!((?:/usr/bin/env[ \t]+)?\S*python[0-9.]*(?:[ \t]+-[A-Za-z]+)*)[ \t]*\n")
 HEREDOC = re.compile(r"[ \t]*(?:-[ \t]+)?<<-?[ \t]*([\"']?)(\w+)\1")
-PLAIN = re.compile(r"[A-Za-z0-9._/][A-Za-z0-9._/-]*")
 # Variables that would send the download elsewhere than HF_HOME's hub: unset for the command.
 REDIRECTS = ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "SENTENCE_TRANSFORMERS_HOME")
 SENTENCE = ("SentenceTransformer", "CrossEncoder")
@@ -267,7 +266,7 @@ def _download(call: object) -> Download | str | None:
     keywords = {key: call.keywords.get(key, default) for key, default in
                 (("revision", "main"), ("repo_type", "model"), ("local_dir", ""), (cache_key, ""))}
     values = [repo, *keywords.values(), *([filename] if call.function == "hf_hub_download" else [])]
-    if any(v is None or (v and not PLAIN.fullmatch(v)) for v in values):
+    if any(v is None or (v and not hf_cache.is_plain(v)) for v in values):
         return (f"the repository id, revision, file or folder of `{call.function}(...)` is not a literal of plain "
                 "characters")
     local_dir, cache = keywords["local_dir"] or None, keywords[cache_key] or None
@@ -288,11 +287,9 @@ def _copy(download: Download, build: str, env: dict[str, str], home: str | None)
         return hf_cache.copy_to_dir(build, folder, download.revision, download.local_dir, download.filename)
     hub = download.cache or (env.get(download.cache_variable) if download.cache_variable else None)
     hub = hub or hf_cache.runtime_hub(env, home)
-    if hub is None or not PLAIN.fullmatch(hub):
+    if not hf_cache.is_plain(hub):
         return None
-    if download.filename is not None:
-        return hf_cache.copy_file_out(build, hub, folder, download.revision, download.filename)
-    return hf_cache.copy_revision_out(build, hub, folder, download.revision)
+    return hf_cache.copy_out(build, hub, folder, download.revision, [download.filename] if download.filename else ())
 
 
 def _drop(site: Site, download: Download, found: list) -> Edit | None:
