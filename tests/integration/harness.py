@@ -158,9 +158,7 @@ SCENARIOS += MODEL_SCENARIOS
 BY_NAME = {s.name: s for s in SCENARIOS}
 # Scenarios that `cachefix fix` does not rewrite (yet), with why: their rewritten variant is skipped.
 # Remove a name once it does (test_bandwidth.py then runs its rewritten tests).
-PENDING: dict[str, str] = {
-    "wget-model": "CF701 reports wget downloads and rewrites only curl ones",
-}
+PENDING: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

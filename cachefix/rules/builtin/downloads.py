@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from cachefix.model import Edit, Finding
@@ -43,6 +43,23 @@ OLD_CURL_IMAGES = {"ubuntu": re.compile(r"(14|16|18|20)\.04.*"), "debian": re.co
 POSITIONAL = re.compile(r"\$([@*#0-9]|\{[@*#0-9])")
 # One redirection after a command's words (`> FILE`, `2>&1`, `>>"$f"`), with the blanks before it.
 REDIRECTION = re.compile(r"(?:[ \t]|\\\n)*(\d?[<>]{1,2}|&>{1,2})&?[ \t]*(?:\"[^\"]*\"|'[^']*'|[^\s;&|<>()]+)")
+# GNU wget options that change only how the transfer is made, never what is kept: True when they take a value.
+WGET_LONG = {
+    **dict.fromkeys(("--quiet", "--verbose", "--no-verbose", "--no-check-certificate", "--show-progress",
+                     "--server-response", "--inet4-only", "--inet6-only", "--retry-connrefused", "--no-dns-cache",
+                     "--auth-no-challenge", "--no-cookies", "--https-only", "--no-proxy", "--no-hsts", "--debug",
+                     "--random-wait"), False),
+    **dict.fromkeys(("--header", "--user", "--password", "--http-user", "--http-password", "--tries", "--timeout",
+                     "--connect-timeout", "--read-timeout", "--dns-timeout", "--wait", "--waitretry", "--user-agent",
+                     "--referer", "--ca-certificate", "--ca-directory", "--certificate", "--certificate-type",
+                     "--private-key", "--private-key-type", "--limit-rate", "--progress", "--secure-protocol",
+                     "--max-redirect", "--bind-address", "--load-cookies", "--retry-on-http-error"), True),
+}
+WGET_FLAGS = frozenset("qvS46d")
+WGET_VALUED = frozenset("tTUw")
+WGET_OUTPUT = ("-O", "--output-document")
+BUSYBOX_IMAGE = re.compile(r"alpine|busybox")
+APK = re.compile(r"\bapk\s+(add|update|upgrade)\b")
 PATTERN = (f"RUN --mount=type=cache,target={CACHE},sharing=locked (u=URL && c=$(printf %s \"$u\" | sha256sum) && "
            f"c={CACHE}/${{c%% *}} && curl -fsSL -R -z \"$c\" -o \"$c.part\" \"$u\" && "
            '{ [ ! -e "$c.part" ] || mv -f "$c.part" "$c"; } && cp "$c" FILE)')
@@ -198,12 +215,139 @@ def sink(call: CurlCall) -> str:
     return f'cp "$c" {target}' + (f' && touch -r "$c" {target}' if call.remote_time else "")
 
 
+@dataclass
+class WgetCall:
+    """What a GNU wget command downloads and where it puts it; `refusal` says why it cannot be rewritten."""
+
+    url: Word | None = None
+    kept: list[str] = field(default_factory=list)  # the user's words, less the URL and `-O FILE`
+    output: str | None = None  # the output file as written; "-": stdout; None: named after the URL
+    spider: bool = False
+    # `-N -P DIR`: already a refresh of a kept copy (cachefix's own rewrite, or the user's)
+    conditional: bool = False
+    refusal: str = ""
+
+    def refuse(self, reason: str) -> None:
+        self.refusal = self.refusal or reason
+
+
+def parse_wget(command: Command) -> WgetCall:
+    """Read GNU wget's words; an option whose effect on the kept file is not known is a refusal."""
+    call = WgetCall()
+    words = list(command.args)
+    i = 0
+    while i < len(words):
+        word, value = words[i], words[i].value
+        take = 1
+        if value is None or not value.startswith("-") or value == "-":
+            _wget_url(call, word)
+        elif value.startswith("--"):
+            take = _wget_long(call, words, i)
+        else:
+            take = _wget_short(call, words, i)
+        i += take
+    if call.url is None:
+        call.refuse("it names no URL cachefix can read")
+    values = command.arg_values()
+    call.conditional = bool({"-N", "--timestamping"} & set(values)) and bool(
+        {"-P", "--directory-prefix"} & {v.partition("=")[0] for v in values})
+    return call
+
+
+def _wget_url(call: WgetCall, word: Word) -> None:
+    if call.url is not None:
+        call.refuse("it downloads more than one URL")
+    call.url = word
+
+
+def _wget_long(call: WgetCall, words: list[Word], i: int) -> int:
+    """Read one long option (`--tries 3`, `--tries=3`); the number of words it takes."""
+    name, glued, _ = (words[i].value or "").partition("=")
+    call.spider |= name == "--spider"
+    if name in WGET_OUTPUT:
+        return _wget_output(call, words, i, words[i].value[len(name) + 1:] if glued else None)
+    if name not in WGET_LONG:
+        call.refuse(f"cachefix does not know what `{name}` does to the file it keeps")
+        return 1
+    take = 2 if WGET_LONG[name] and not glued else 1
+    call.kept.extend(w.raw for w in words[i:i + take])
+    return take
+
+
+def _wget_short(call: WgetCall, words: list[Word], i: int) -> int:
+    """Read a group of short options (`-q`, `-nv`, `-qO-`, `-O FILE`, `-t 3`); the number of words it takes."""
+    word = words[i]
+    if word.value == "-nv":
+        call.kept.append(word.raw)
+        return 1
+    letters = (word.value or "")[1:]
+    for at, letter in enumerate(letters):
+        if letter == "O":
+            if word.raw != word.value:
+                call.refuse("its options are quoted")
+            if letters[:at]:
+                call.kept.append("-" + letters[:at])
+            return _wget_output(call, words, i, letters[at + 1:] or None)
+        if letter not in WGET_FLAGS | WGET_VALUED:
+            call.refuse(f"cachefix does not know what `-{letter}` does to the file it keeps")
+        if letter in WGET_VALUED:
+            take = 1 if at + 1 < len(letters) else 2
+            call.kept.extend(w.raw for w in words[i:i + take])
+            return take
+    call.kept.append(word.raw)
+    return 1
+
+
+def _wget_output(call: WgetCall, words: list[Word], i: int, glued: str | None) -> int:
+    """Record `-O FILE`, `-OFILE` or `--output-document=FILE`; the number of words the option took."""
+    if call.output is not None:
+        call.refuse("it writes more than one output")
+    if glued is not None:
+        call.output = glued
+        if words[i].raw != words[i].value:
+            call.refuse("its output option is quoted")
+        return 1
+    if i + 1 >= len(words):
+        call.refuse("`-O` has no file")
+        return 1
+    call.output = "-" if words[i + 1].value == "-" else words[i + 1].raw
+    return 2
+
+
+def wget_refreshed(cache: str, prefix: str, call: WgetCall) -> str:
+    """POSIX sh that brings the cached copy `$1` of the URL up to date with GNU wget's timestamping.
+
+    `wget -N` is off with `-O`, so it runs in a folder of its own per URL (`-P`), where it names
+    the file after the URL, sends `If-Modified-Since` with the copy's time (the server's
+    Last-Modified) and on a 304 leaves the copy alone and exits 0. It writes the body in place,
+    so a marker `$c.ok` stands for a complete copy: removed before wget runs, made after it
+    succeeds; a folder without it (a build killed mid-transfer) is emptied before use."""
+    assert call.url is not None
+    options = " ".join([*call.kept, "-N", "-P", '"$c"'])
+    return (f'set -- {call.url.raw} && [ $# = 1 ] && u=$1 && c=$(printf %s "$u" | sha256sum) && '
+            f'c={cache}/wget-${{c%% *}} && {{ [ -e "$c.ok" ] || rm -rf "$c"; }} && rm -f "$c.ok" && '
+            f'{prefix}wget {options} "$u" && touch "$c.ok" && '
+            'set -- "$c"/* && [ $# = 1 ] && [ -f "$1" ]')
+
+
+def wget_sink(call: WgetCall) -> str:
+    """What the original wget did with the body, done from the cached copy `$1`, with its time as wget sets it."""
+    if call.output == "-":
+        return 'cat "$1"'
+    if call.output is not None:
+        return f'cp "$1" {call.output} && touch -r "$1" {call.output}'
+    # wget does not overwrite a file of that name: it writes NAME.1, NAME.2, ...
+    return ('t=${1##*/} && i=0 && while [ -e "$t" ]; do i=$((i + 1)) && t=${1##*/}.$i; done && '
+            'cp "$1" "$t" && touch -r "$1" "$t"')
+
+
 class DownloadRule(RunRule):
     """
     ## What it does
     Finds `curl` downloads in a RUN (`-o FILE`, `-O`, `> FILE`, `curl URL | tar -x`, `| sh`)
-    and keeps the downloaded file in a cache mount across builds, refreshed with a conditional
-    request, then used exactly as before. `wget` downloads are reported with the pattern.
+    and GNU `wget` ones (`-O FILE`, named after the URL, `wget -qO- URL | sh`) and keeps the
+    downloaded file in a cache mount across builds, refreshed with a conditional request, then
+    used exactly as before.
 
     ## Why is this bad?
     A release tarball, an install script or a model file is downloaded in full on every
@@ -254,9 +398,20 @@ class DownloadRule(RunRule):
     depends on its version), an unquoted URL holding a variable the file does not set, curl
     inside `sh -c` or `$(...)`, a user whose uid the file does not show.
 
-    `wget` is never rewritten: `wget -N` does nothing with `-O` (the usual form), needs a
-    Last-Modified header, and BusyBox's wget has no `-N` at all; GNU and BusyBox wget name the
-    file differently. Each download is reported with the curl pattern to use instead.
+    `wget` (GNU) becomes a subshell too. `wget -N` (timestamping) does nothing with `-O`, so
+    it refreshes the copy in a folder of its own per URL (`-P`, under `wget-` + the URL's
+    SHA-256), where wget names the file after the URL and, from the copy's time (the server's
+    Last-Modified), sends `If-Modified-Since`: on a 304 it writes nothing and exits 0. The copy
+    is then copied to the `-O` file, or to the name wget gives it (`NAME.1` beside an existing
+    `NAME`, as wget does), with the server's time as wget sets it, or written to the pipe. wget
+    writes the body in place, so a marker file stands for a complete copy: removed before wget
+    runs and made after it succeeds; a copy without one (a build killed mid-transfer) is removed
+    before wget runs. A server that sends no Last-Modified gets a full download each time, as
+    before. An unquoted URL is expanded as wget would get it and must be one word, or the RUN
+    fails. Not rewritten, and reported: BusyBox wget (an Alpine or BusyBox image, or a stage
+    that runs `apk`), which has no `-N` and names files its own way; options whose effect on the
+    kept file cachefix does not know (`-c`, `-r`, `-m`, `-p`, `-i`, `-N`, `-nc`, `-P`, `-o`,
+    `-e`, `--content-disposition`, ...); several URLs; a file written inside a pipeline.
     """
 
     code = "CF701"
@@ -269,8 +424,8 @@ class DownloadRule(RunRule):
         for command in run.commands:
             if command.name == "curl":
                 yield from self._curl(run, command)
-            elif command.name == "wget" and self._wget_downloads(command):
-                yield self.at(run, command, self._wget_message(command))
+            elif command.name == "wget":
+                yield from self._wget(run, command)
 
     def _curl(self, run: RunContext, command: Command) -> Iterable[Finding]:
         call = parse_curl(command)
@@ -283,12 +438,35 @@ class DownloadRule(RunRule):
             yield self.at(run, command, f"curl downloads {url} on every rebuild, and cachefix cannot keep it in a "
                                         f"cache mount here: {reason}. The safe pattern: `{PATTERN}`")
             return
+        yield self._fix(run, command, "curl", url, lambda cache, prefix: f"({refreshed(cache, prefix, call)} && "
+                                                                       f"{sink(call)})")
+
+    def _wget(self, run: RunContext, command: Command) -> Iterable[Finding]:
+        call = parse_wget(command)
+        if call.spider or call.conditional or command.substituted or call.output == "/dev/null" or \
+                (call.output == "-" and not self._stdout_kept(run, command)):
+            return
+        url = call.url.raw if call.url is not None else "a URL"
+        reason = call.refusal or self._wget_refusal(run, command, call)
+        if reason:
+            yield self.at(run, command, f"wget downloads {url} on every rebuild, and cachefix cannot keep it in a "
+                                        f"cache mount here: {reason}. The safe pattern, with curl: `{PATTERN}`")
+            return
+        yield self._fix(run, command, "wget", url, lambda cache, prefix: f"({wget_refreshed(cache, prefix, call)} && "
+                                                                       f"{wget_sink(call)})")
+
+    def _fix(self, run: RunContext, command: Command, tool: str, url: str,
+             script: Callable[[str, str], str]) -> Finding:
+        """The finding that mounts the cache and replaces the command with `script(cache, its prefix)`."""
+        assert command.span is not None and command.words[-1].span is not None and command.words[0].span is not None
         cache = CACHE if run.is_root else f"{CACHE}-{run.uid}"
         mount = mount_fix(run, [CacheMount(cache, sharing="locked", uid=None if run.is_root else run.uid,
                                            gid=None if run.is_root else run.gid)], self.options, self.manager)
-        yield self.at(run, command, f"curl downloads {url} in full on every rebuild: keep it in a cache mount on "
-                                    f"{cache}, refreshed with a conditional request, and use it as before",
-                      [*mount.edits, self._rewrite(run, command, cache, call)], mounts=mount.flags)
+        prefix = run.dockerfile.text[command.span[0]:command.words[0].span[0]]
+        edit = Edit(command.span[0], command.words[-1].span[1], script(cache, prefix))
+        return self.at(run, command, f"{tool} downloads {url} in full on every rebuild: keep it in a cache mount on "
+                                     f"{cache}, refreshed with a conditional request, and use it as before",
+                       [*mount.edits, edit], mounts=mount.flags)
 
     @staticmethod
     def _stdout_kept(run: RunContext, command: Command) -> bool:
@@ -303,44 +481,44 @@ class DownloadRule(RunRule):
     def _refusal(run: RunContext, command: Command, call: CurlCall) -> str:
         """Why this readable curl call still cannot be rewritten here ("" when it can)."""
         assert call.url is not None
-        if command.substituted or not run.shell_form or command.span is None or \
-                any(w.span is None for w in command.words):
-            return "it runs inside `sh -c`, `$(...)` or an exec-form RUN, where cachefix does not rewrite it"
         if call.output is not None and command.in_pipeline:
             return "it writes a file inside a pipeline"
         if call.remote_name and re.search(r"[?#\\]", call.url.raw):
             return "with `-O` and a URL holding `?`, `#` or `\\`, the file's name depends on curl's version"
-        if POSITIONAL.search(run.dockerfile.text[command.span[0]:command.span[1]]):
-            return "it reads the shell's positional parameters, which the rewrite uses"
         if old_curl(run.stage.base_image):
             return (f"the base image {run.stage.base_image} ships a curl older than 7.70, whose `--etag-compare` "
                     "empties the output on a 304")
-        if not run.is_root and run.uid is None:
-            return (f"it runs as user '{run.user}' whose uid this file does not show, so the cache mount cannot be "
-                    "made writable for it (create the user with `useradd -u UID`)")
-        return ""
+        return _placement_refusal(run, command)
 
     @staticmethod
-    def _rewrite(run: RunContext, command: Command, cache: str, call: CurlCall) -> Edit:
-        """The command (with its `NAME=value` prefixes, up to its redirections) as the refreshing subshell."""
-        assert command.span is not None and command.words[-1].span is not None and command.words[0].span is not None
-        text = run.dockerfile.text
-        prefix = text[command.span[0]:command.words[0].span[0]]
-        return Edit(command.span[0], command.words[-1].span[1], f"({refreshed(cache, prefix, call)} && {sink(call)})")
+    def _wget_refusal(run: RunContext, command: Command, call: WgetCall) -> str:
+        """Why this readable wget call still cannot be rewritten here ("" when it can)."""
+        if call.output != "-" and command.in_pipeline:
+            return "it writes a file inside a pipeline"
+        if busybox_wget(run):
+            return ("the image is Alpine or BusyBox, whose wget has no timestamping (`-N`) and names files its own "
+                    "way")
+        return _placement_refusal(run, command)
 
-    @staticmethod
-    def _wget_downloads(command: Command) -> bool:
-        """A wget with a URL whose body is kept: not `--spider`, not `$(wget -qO- ...)`."""
-        values = command.arg_values()
-        return not command.substituted and "--spider" not in values and any(
-            not (w.value or "x").startswith("-") for w in command.args)
 
-    @staticmethod
-    def _wget_message(command: Command) -> str:
-        url = next((w.raw for w in command.args if "://" in w.raw or w.raw.lstrip('"').startswith("$")), "its URL")
-        return (f"wget downloads {url} in full on every rebuild, and cachefix cannot cache it safely (`wget -N` does "
-                "nothing with `-O`, needs a Last-Modified header, and BusyBox wget has no `-N`): download with curl "
-                f"through a cache mount instead, e.g. `{PATTERN}`")
+def _placement_refusal(run: RunContext, command: Command) -> str:
+    """Why a download command cannot be replaced where it stands ("" when it can)."""
+    if command.substituted or not run.shell_form or command.span is None or any(w.span is None for w in command.words):
+        return "it runs inside `sh -c`, `$(...)` or an exec-form RUN, where cachefix does not rewrite it"
+    if POSITIONAL.search(run.dockerfile.text[command.span[0]:command.span[1]]):
+        return "it reads the shell's positional parameters, which the rewrite uses"
+    if not run.is_root and run.uid is None:
+        return (f"it runs as user '{run.user}' whose uid this file does not show, so the cache mount cannot be "
+                "made writable for it (create the user with `useradd -u UID`)")
+    return ""
+
+
+def busybox_wget(run: RunContext) -> bool:
+    """Whether the stage's wget is BusyBox's: an Alpine or BusyBox image, or a stage that runs `apk`."""
+    stage = run.stage
+    if BUSYBOX_IMAGE.search(f"{stage.base_image} {stage.image}"):
+        return True
+    return any(APK.search(" ".join(i.value)) for i in stage.instructions if i.keyword.upper() == "RUN")
 
 
 def _stdout_redirected(run: RunContext, command: Command) -> bool:
