@@ -54,7 +54,7 @@ would defeat one), changing no file: for CI and pre-commit. Each finding says wh
 SELECT_FORMS = """\
 --select and --ignore take a comma-separated list of:
   rule codes       CF101,CF201
-  code prefixes    such as CF1 (pip, uv, poetry, conda), CF2 (apt, apk, dnf), CF4 (npm, yarn, pnpm, bun)
+  code prefixes    such as CF1 (pip, uv, poetry, conda, spacy), CF2 (apt, apk, dnf), CF4 (npm, yarn, pnpm, bun)
   manager names    pip, apt, npm, go, ... (`cachefix rules` lists codes and managers)"""
 
 FIX_EPILOG = f"""\

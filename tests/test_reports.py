@@ -78,7 +78,7 @@ def test_output_file_gets_the_report_and_stdout_stays_empty(tmp_path, capsys) ->
     assert json.loads((tmp_path / "report.sarif").read_text())["version"] == "2.1.0"
 
 
-@pytest.mark.parametrize("args", [["--output", "no/such/dir/report.json"], ["--format", "xml"], ["--select", "CF7"]])
+@pytest.mark.parametrize("args", [["--output", "no/such/dir/report.json"], ["--format", "xml"], ["--select", "CF8"]])
 def test_a_usage_mistake_is_one_line_and_exit_2(tmp_path, capsys, args: list[str]) -> None:
     dockerfile = write(tmp_path / "Dockerfile", PIP)
     status, out, err = run(capsys, "fix", *args, "Dockerfile")

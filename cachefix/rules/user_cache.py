@@ -249,8 +249,12 @@ class UserCacheRule(ManagerRule):
         for command, call in calls:
             wanted = {**assign, **self.variables(run, command, call, cache)}
             everything.update(wanted)
-            kept = {a.name for a in command.assignments} | set(wanted)
-            edit = set_for_command(command, run.shell_form, wanted, [v for v in switched if v not in kept])
+            # The stage's own setting (ENV, ARG, an export) is undone; a prefix on the command is
+            # deleted instead (`_defeaters`), which uncovers the stage's, if any.
+            stage_wide = run.exported_before(command)
+            unset = [s.variable for s in self.switches if s.variable in switched and s.variable not in wanted
+                     and s.variable in stage_wide and s.off(stage_wide[s.variable])]
+            edit = set_for_command(command, run.shell_form, wanted, unset)
             if edit is not None:
                 out.append(edit)
         return out, everything

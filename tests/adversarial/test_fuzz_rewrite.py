@@ -28,6 +28,10 @@ from tests.oracle import non_cache_changes
 from tests.oracle import parse as oracle_parse
 
 SETTINGS = Settings(rules=[rule() for rule in all_rules()])
+# Rules whose fixes rewrite a command on purpose (a download through a cache, then a copy): their
+# fixtures document each rewrite with a `semantic-change` file. The oracle judges the others.
+REWRITING = frozenset({"CF301", "CF302", "CF701"})
+CACHE_ONLY = Settings(rules=[rule() for rule in all_rules() if rule.code not in REWRITING])
 
 
 @pytest.fixture
@@ -70,7 +74,8 @@ def test_fixes_keep_what_buildkit_sees_and_are_idempotent(fuzz: Callable[[int], 
         fixed = outcome.fixed
         if fixed != text:
             assert buildkit_accepts(fixed), f"BuildKit rejects the fixed file:\n{fixed}"
-            assert non_cache_changes(spaced(text), spaced(fixed)) == []
+            only_cache = fix(text, CACHE_ONLY).fixed
+            assert non_cache_changes(spaced(text), spaced(only_cache)) == []
         assert fix(fixed, SETTINGS).fixed == fixed, "a second fix changed the file"
 
     holds()

@@ -60,8 +60,9 @@ WGET_VALUED = frozenset("tTUw")
 WGET_OUTPUT = ("-O", "--output-document")
 BUSYBOX_IMAGE = re.compile(r"alpine|busybox")
 APK = re.compile(r"\bapk\s+(add|update|upgrade)\b")
-PATTERN = (f"RUN --mount=type=cache,target={CACHE},sharing=locked (u=URL && c=$(printf %s \"$u\" | sha256sum) && "
-           f"c={CACHE}/${{c%% *}} && curl -fsSL -R -z \"$c\" -o \"$c.part\" \"$u\" && "
+PATTERN = (f"RUN --mount=type=cache,target={CACHE},sharing=locked (u=URL && "
+           f"c={CACHE}/$(printf %s \"$u\" | sha256sum | cut -c1-64) && "
+           "curl -fsSL -R -z \"$c\" -o \"$c.part\" \"$u\" && "
            '{ [ ! -e "$c.part" ] || mv -f "$c.part" "$c"; } && cp "$c" FILE)')
 
 
@@ -199,7 +200,7 @@ def refreshed(cache: str, prefix: str, call: CurlCall) -> str:
     on a 304), then the ETag that came with it: killed between the two, the old ETag no longer
     matches, so the next build downloads again rather than keep a stale copy."""
     assert call.url is not None
-    return (f'u={call.url.raw} && c=$(printf %s "$u" | sha256sum) && c={cache}/${{c%% *}} && '
+    return (f'u={call.url.raw} && c={cache}/$(printf %s "$u" | sha256sum | cut -c1-64) && '
             'rm -f "$c.part" "$c.etag.part" && { [ -e "$c" ] || rm -f "$c.etag"; } && '
             'set -- --etag-compare "$c.etag" && { [ ! -e "$c" ] || [ -s "$c.etag" ] || set -- -z "$c"; } && '
             f'{prefix}curl {" ".join([*call.kept, "-R"])} "$@" --etag-save "$c.etag.part" -o "$c.part" "$u" && '
@@ -211,7 +212,7 @@ def sink(call: CurlCall) -> str:
     """What the original command did with the body, done from the cached copy."""
     if call.output is None and not call.remote_name:
         return 'cat "$c"'
-    target = '"${u##*/}"' if call.remote_name else call.output
+    target = '"$(basename "$u")"' if call.remote_name else call.output
     return f'cp "$c" {target}' + (f' && touch -r "$c" {target}' if call.remote_time else "")
 
 
@@ -324,8 +325,9 @@ def wget_refreshed(cache: str, prefix: str, call: WgetCall) -> str:
     succeeds; a folder without it (a build killed mid-transfer) is emptied before use."""
     assert call.url is not None
     options = " ".join([*call.kept, "-N", "-P", '"$c"'])
-    return (f'set -- {call.url.raw} && [ $# = 1 ] && u=$1 && c=$(printf %s "$u" | sha256sum) && '
-            f'c={cache}/wget-${{c%% *}} && {{ [ -e "$c.ok" ] || rm -rf "$c"; }} && rm -f "$c.ok" && '
+    return (f'set -- {call.url.raw} && [ $# = 1 ] && u=$1 && '
+            f'c={cache}/wget-$(printf %s "$u" | sha256sum | cut -c1-64) && '
+            '{ [ -e "$c.ok" ] || rm -rf "$c"; } && rm -f "$c.ok" && '
             f'{prefix}wget {options} "$u" && touch "$c.ok" && '
             'set -- "$c"/* && [ $# = 1 ] && [ -f "$1" ]')
 
@@ -337,7 +339,7 @@ def wget_sink(call: WgetCall) -> str:
     if call.output is not None:
         return f'cp "$1" {call.output} && touch -r "$1" {call.output}'
     # wget does not overwrite a file of that name: it writes NAME.1, NAME.2, ...
-    return ('t=${1##*/} && i=0 && while [ -e "$t" ]; do i=$((i + 1)) && t=${1##*/}.$i; done && '
+    return ('t=$(basename "$1") && i=0 && while [ -e "$t" ]; do i=$((i + 1)) && t=$(basename "$1").$i; done && '
             'cp "$1" "$t" && touch -r "$1" "$t"')
 
 
@@ -364,8 +366,8 @@ class DownloadRule(RunRule):
     `/var/cache/cachefix-downloads`, named by the SHA-256 of the URL, and copies it out:
     ```dockerfile
     RUN --mount=type=cache,target=/var/cache/cachefix-downloads,sharing=locked \\
-        (u="https://nodejs.org/..." && c=$(printf %s "$u" | sha256sum) && c=/var/cache/cachefix-downloads/${c%% *} \\
-         && ... curl -fsSL -R "$@" --etag-save "$c.etag.part" -o "$c.part" "$u" && ... && cp "$c" "${u##*/}") \\
+        (u="https://nodejs.org/..." && c=/var/cache/cachefix-downloads/$(printf %s "$u" | sha256sum | cut -c1-64) \\
+         && ... curl -fsSL -R "$@" --etag-save "$c.etag.part" -o "$c.part" "$u" && ... && cp "$c" "$(basename "$u")") \\
         && tar -xJf ...
     ```
 
