@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cachefix.model import Edit, Finding
 from cachefix.rewriter.context import RunContext, image_name, image_tag
@@ -67,14 +68,12 @@ PATTERN = (f"RUN --mount=type=cache,target={CACHE},sharing=locked (u=URL && "
 
 
 @dataclass
-class CurlCall:
-    """What a curl command downloads and where it puts it; `refusal` says why it cannot be rewritten."""
+class Download:
+    """What a curl or wget command downloads and where it puts it; `refusal` says why it cannot be rewritten."""
 
     url: Word | None = None
     kept: list[str] = field(default_factory=list)  # the user's words, less the URL and the output option
-    output: str | None = None  # the output file as written; None: stdout
-    remote_name: bool = False  # -O: the file is named after the URL, in the working folder
-    remote_time: bool = False
+    output: str | None = None  # the output file as written; None: stdout (curl), named after the URL (wget)
     conditional: bool = False  # already a conditional request (cachefix's own rewrite, or the user's)
     refusal: str = ""
 
@@ -83,25 +82,35 @@ class CurlCall:
         self.refusal = self.refusal or reason
 
 
+@dataclass
+class CurlCall(Download):
+    remote_name: bool = False  # -O: the file is named after the URL, in the working folder
+    remote_time: bool = False
+
+
+OptionReader = Callable[[Any, list[Word], int], int]
+
+
+def _read_words(call: Download, words: list[Word], positional: Callable[[Any, Word], None],
+                long_option: OptionReader, short_option: OptionReader) -> None:
+    """Walk a downloader's words: operands to `positional`, options to the readers, which return
+    how many words they took."""
+    i = 0
+    while i < len(words):
+        value = words[i].value
+        if value is None or not value.startswith("-") or value == "-":
+            positional(call, words[i])
+            i += 1
+        else:
+            i += (long_option if value.startswith("--") else short_option)(call, words, i)
+    if call.url is None:
+        call.refuse("it names no URL cachefix can read")
+
+
 def parse_curl(command: Command) -> CurlCall:
     """Read curl's words; anything whose effect on the kept file is not known is a refusal."""
     call = CurlCall()
-    words = list(command.args)
-    i = 0
-    while i < len(words):
-        word, value = words[i], words[i].value
-        take = 1
-        if value is None or not value.startswith("-") or value == "-":
-            _positional(call, word)
-        elif value in CONDITIONAL:
-            call.conditional = True
-        elif value.startswith("--"):
-            take = _long(call, value, words, i)
-        else:
-            take = _short(call, word, words, i)
-        i += take
-    if call.url is None:
-        call.refuse("it names no URL cachefix can read")
+    _read_words(call, list(command.args), _positional, _long, _short)
     return call
 
 
@@ -117,8 +126,12 @@ def _positional(call: CurlCall, word: Word) -> None:
     call.url = word
 
 
-def _long(call: CurlCall, option: str, words: list[Word], i: int) -> int:
+def _long(call: CurlCall, words: list[Word], i: int) -> int:
     """Read one long option; the number of words it takes."""
+    option = words[i].value or ""
+    if option in CONDITIONAL:
+        call.conditional = True
+        return 1
     if option in OUTPUT or option in REMOTE_NAME:
         return _output(call, option in REMOTE_NAME, words, i + 1, words[i].raw == option)
     if option not in SAFE_LONG:
@@ -130,8 +143,12 @@ def _long(call: CurlCall, option: str, words: list[Word], i: int) -> int:
     return take
 
 
-def _short(call: CurlCall, word: Word, words: list[Word], i: int) -> int:
+def _short(call: CurlCall, words: list[Word], i: int) -> int:
     """Read a group of short options (`-fsSLO`, `-o FILE`, `-H "A: b"`); the number of words it takes."""
+    word = words[i]
+    if word.value in CONDITIONAL:  # `-z`
+        call.conditional = True
+        return 1
     letters = (word.value or "")[1:]
     for at, letter in enumerate(letters):
         if letter in ("o", "O"):
@@ -217,38 +234,16 @@ def sink(call: CurlCall) -> str:
 
 
 @dataclass
-class WgetCall:
-    """What a GNU wget command downloads and where it puts it; `refusal` says why it cannot be rewritten."""
+class WgetCall(Download):
+    """`output` "-" is stdout; `conditional` is `-N -P DIR`, a refresh of a kept copy."""
 
-    url: Word | None = None
-    kept: list[str] = field(default_factory=list)  # the user's words, less the URL and `-O FILE`
-    output: str | None = None  # the output file as written; "-": stdout; None: named after the URL
     spider: bool = False
-    # `-N -P DIR`: already a refresh of a kept copy (cachefix's own rewrite, or the user's)
-    conditional: bool = False
-    refusal: str = ""
-
-    def refuse(self, reason: str) -> None:
-        self.refusal = self.refusal or reason
 
 
 def parse_wget(command: Command) -> WgetCall:
     """Read GNU wget's words; an option whose effect on the kept file is not known is a refusal."""
     call = WgetCall()
-    words = list(command.args)
-    i = 0
-    while i < len(words):
-        word, value = words[i], words[i].value
-        take = 1
-        if value is None or not value.startswith("-") or value == "-":
-            _wget_url(call, word)
-        elif value.startswith("--"):
-            take = _wget_long(call, words, i)
-        else:
-            take = _wget_short(call, words, i)
-        i += take
-    if call.url is None:
-        call.refuse("it names no URL cachefix can read")
+    _read_words(call, list(command.args), _wget_url, _wget_long, _wget_short)
     values = command.arg_values()
     call.conditional = bool({"-N", "--timestamping"} & set(values)) and bool(
         {"-P", "--directory-prefix"} & {v.partition("=")[0] for v in values})
