@@ -13,11 +13,10 @@ import hashlib
 import http.server
 import json
 import random
-import threading
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from .pkgserver import Hit, RequestLog
+from .pkgserver import LocalServer, RequestLog, reply
 
 MiB = 1024 * 1024
 MODEL_REPO = "cachefix-test/tiny-model"
@@ -162,38 +161,17 @@ def _make_handler(log: RequestLog) -> type:
             self._reply(status, _json({"error": code}), headers, send_body)
 
         def _reply(self, status: int, body: bytes, headers: dict[str, str], send_body: bool) -> None:
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.end_headers()
-            sent = 0
-            if send_body:
-                self.wfile.write(body)
-                sent = len(body)
-            log.add(Hit(self.command, self.path, status, sent))
+            reply(self, log, status, body, headers, send_body)
 
     return Handler
 
 
-class HubServer:
+class HubServer(LocalServer):
     """Serves ``REPOS`` on 127.0.0.1 over HTTP in a daemon thread; ``url`` is the HF_ENDPOINT."""
 
     def __init__(self) -> None:
-        self.log = RequestLog()
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self.log))
-        self._httpd.daemon_threads = True
-        self.port: int = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        super().__init__(_make_handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> HubServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        return self.origin

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 
@@ -116,30 +117,37 @@ def _make_handler(root: Path, log: RequestLog, cache_control: CachePolicy) -> ty
 
         def _reply(self, status: int, body: bytes, ctype: str, send_body: bool,
                    headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            sent = 0
-            if send_body:
-                self.wfile.write(body)
-                sent = len(body)
-            log.add(Hit(self.command, self.path, status, sent))
+            reply(self, log, status, body, {"Content-Type": ctype, **(headers or {})}, send_body)
 
     return Handler
 
 
-class PackageServer:
-    """Serves ``root`` on 127.0.0.1 (HTTPS when given a cert) in a daemon thread."""
+def reply(handler: http.server.BaseHTTPRequestHandler, log: RequestLog, status: int, body: bytes,
+          headers: dict[str, str], send_body: bool) -> None:
+    """Send a response (the body unless it answers a HEAD) and count the body bytes in `log`."""
+    handler.send_response(status)
+    handler.send_header("Content-Length", str(len(body)))
+    for key, value in headers.items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    sent = 0
+    if send_body:
+        handler.wfile.write(body)
+        sent = len(body)
+    log.add(Hit(handler.command, handler.path, status, sent))
 
-    def __init__(self, root: Path, cache_control: CachePolicy,
+
+Started = TypeVar("Started", bound="LocalServer")
+
+
+class LocalServer:
+    """An HTTP server on 127.0.0.1 (HTTPS when given a cert) in a daemon thread; what it sends is
+    counted in `log` by the handler `make_handler(log)` builds."""
+
+    def __init__(self, make_handler: Callable[[RequestLog], type[http.server.BaseHTTPRequestHandler]],
                  tls: tuple[Path, Path] | None = None) -> None:
-        self.root = root.resolve()
         self.log = RequestLog()
-        handler = _make_handler(self.root, self.log, cache_control)
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make_handler(self.log))
         self._httpd.daemon_threads = True
         self.scheme = "http"
         if tls is not None:
@@ -151,13 +159,26 @@ class PackageServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     @property
-    def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}/"
+    def origin(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
-    def start(self) -> PackageServer:
+    def start(self: Started) -> Started:
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+class PackageServer(LocalServer):
+    """Serves ``root`` on 127.0.0.1 (HTTPS when given a cert) in a daemon thread."""
+
+    def __init__(self, root: Path, cache_control: CachePolicy,
+                 tls: tuple[Path, Path] | None = None) -> None:
+        self.root = root.resolve()
+        super().__init__(lambda log: _make_handler(self.root, log, cache_control), tls)
+
+    @property
+    def url(self) -> str:
+        return f"{self.origin}/"
