@@ -10,7 +10,7 @@ from cachefix.rewriter.context import RunContext, command_env, shell_env
 from cachefix.rewriter.mounts import existing_mounts, is_within
 from cachefix.rewriter.shell import Command
 from cachefix.rules.after_build import needed_after_build
-from cachefix.rules.calls import Invocation, invocation, option_value, script_command, system_property
+from cachefix.rules.calls import Invocation, invocation, option_value, system_property
 from cachefix.rules.cleanup import clean_up
 from cachefix.rules.placement import mount_fix_under, owned_mount
 from cachefix.rules.rule import RunRule
@@ -32,7 +32,7 @@ IMAGE_USER = ("gradle", 1000, 1000, "/home/gradle")
 
 def gradle(command: Command) -> Invocation | None:
     """`gradle`, `./gradlew`, also `sh gradlew`."""
-    return invocation(script_command(command), GRADLE, TAKES_VALUE)
+    return invocation(command, GRADLE, TAKES_VALUE)
 
 
 def builds(call: Invocation) -> bool:

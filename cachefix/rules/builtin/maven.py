@@ -32,7 +32,7 @@ SHARING = "locked"
 
 def maven(command: Command) -> Invocation | None:
     """`mvn`, `./mvnw`, `mvnd`, also `sh mvnw`."""
-    return invocation(script_command(command), MAVEN, TAKES_VALUE)
+    return invocation(command, MAVEN, TAKES_VALUE)
 
 
 def goals(call: Invocation) -> list[Word]:
