@@ -20,9 +20,9 @@ OTHER_COMMANDS = ("rules", "explain", "fetch", "cache", "shell-init")
 EXIT_USAGE = 2
 
 DESCRIPTION = """\
-Add BuildKit cache mounts to the package installs in Dockerfiles (pip, uv, apt, apk, dnf,
-npm, yarn, pnpm, bun, go, cargo, maven, gradle, ...: see `cachefix rules`), and cache downloads
-outside containers."""
+Add BuildKit cache mounts to the package installs and downloads in Dockerfiles (pip, uv, apt,
+apk, dnf, npm, yarn, pnpm, bun, go, cargo, maven, gradle, HuggingFace models, curl, wget, ...:
+see `cachefix rules`), and cache downloads outside containers."""
 
 EPILOG = """\
 examples:
