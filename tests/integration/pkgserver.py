@@ -124,17 +124,16 @@ def _make_handler(root: Path, log: RequestLog, cache_control: CachePolicy) -> ty
 
 def reply(handler: http.server.BaseHTTPRequestHandler, log: RequestLog, status: int, body: bytes,
           headers: dict[str, str], send_body: bool) -> None:
-    """Send a response (the body unless it answers a HEAD) and count the body bytes in `log`."""
+    """Send a response (the body unless it answers a HEAD) and count the body bytes in `log`.
+    The count comes first: a client that has the whole response must find it in the log."""
+    log.add(Hit(handler.command, handler.path, status, len(body) if send_body else 0))
     handler.send_response(status)
     handler.send_header("Content-Length", str(len(body)))
     for key, value in headers.items():
         handler.send_header(key, value)
     handler.end_headers()
-    sent = 0
     if send_body:
         handler.wfile.write(body)
-        sent = len(body)
-    log.add(Hit(handler.command, handler.path, status, sent))
 
 
 Started = TypeVar("Started", bound="LocalServer")
