@@ -92,12 +92,12 @@ def _make_handler(root: Path, log: RequestLog, cache_control: CachePolicy) -> ty
                 "Last-Modified": email.utils.formatdate(mtime, usegmt=True),
                 "Cache-Control": cache_control(self.path),
             }
-            if self._not_modified(etag, mtime):
+            if self._not_modified(etag, mtime):  # counted before it is sent, as `reply` does
+                log.add(Hit(self.command, self.path, 304, 0))
                 self.send_response(304)
                 for key, value in headers.items():
                     self.send_header(key, value)
                 self.end_headers()
-                log.add(Hit(self.command, self.path, 304, 0))
                 return
             ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
             self._reply(200, target.read_bytes(), ctype, send_body, headers)
