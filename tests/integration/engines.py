@@ -23,6 +23,10 @@ from typing import Protocol
 BUILD_TIMEOUT = float(os.environ.get("CACHEFIX_TEST_BUILD_TIMEOUT", "180"))
 DOCKER = "/usr/bin/docker"  # Debian's 20.10 client: the newer `docker` on PATH needs buildx
 SYNTAX_LINE = re.compile(r"^\ufeff?#\s*syntax\s*=.*\n?", re.IGNORECASE)
+# The OCI runtime copies itself into a sealed memfd before it starts a container; the kernel now and
+# then refuses the seal with EBUSY. The container never started, so trying again is safe.
+RUNTIME_START_FLAKE = "sealing memfd copy: Device or resource busy"
+RUNTIME_START_TRIES = 3
 
 
 class EngineUnavailable(RuntimeError):
@@ -82,10 +86,20 @@ def _run(argv: Sequence[str], timeout: float = 900, env: Mapping[str, str] | Non
     return result
 
 
+def _run_starting_containers(argv: Sequence[str], timeout: float,
+                             env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command that starts containers, again when the runtime failed to start one."""
+    for _ in range(RUNTIME_START_TRIES - 1):
+        result = _run(argv, timeout=timeout, env=env)
+        if result.returncode == 0 or RUNTIME_START_FLAKE not in result.stdout + result.stderr:
+            return result
+    return _run(argv, timeout=timeout, env=env)
+
+
 def _run_build(engine: str, dockerfile: str, argv: Sequence[str], timeout: float,
                env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     try:
-        return _run(argv, timeout=timeout, env=env)
+        return _run_starting_containers(argv, timeout=timeout, env=env)
     except subprocess.TimeoutExpired as exc:
         log = f"{exc.stdout or ''}{exc.stderr or ''}"
         raise BuildFailed(engine, dockerfile, f"{log}\n... still running: killed after {timeout:.0f}s") from None
@@ -174,7 +188,8 @@ class Dockerd:
 
     def run(self, tag: str, argv: Sequence[str], user: str | None = None) -> subprocess.CompletedProcess[str]:
         user_opt = ["--user", user] if user else []
-        return _run([DOCKER, "run", "--rm", "--network=host", *user_opt, tag, *argv], timeout=120)
+        return _run_starting_containers([DOCKER, "run", "--rm", "--network=host", *user_opt, tag, *argv],
+                                        timeout=120)
 
     def prune_cache_mounts(self) -> None:
         _run([DOCKER, "builder", "prune", "-af"], check=True)
@@ -227,8 +242,8 @@ class Buildah:
         ctr = _run(["buildah", "from", "--pull=never", tag], check=True).stdout.strip().splitlines()[-1]
         try:
             user_opt = ["--user", user] if user else []
-            return _run(["buildah", "run", "--isolation=chroot", "--network=host", *user_opt, ctr, "--",
-                         *argv], timeout=120)
+            return _run_starting_containers(["buildah", "run", "--isolation=chroot", "--network=host",
+                                             *user_opt, ctr, "--", *argv], timeout=120)
         finally:
             _run(["buildah", "rm", ctr])
 
