@@ -1,0 +1,1 @@
+"""`cachefix mounts`: the cache map of a project's Dockerfiles, and carrying those caches between CI runs."""

@@ -1,0 +1,32 @@
+"""What one cache mount is, and what makes two mounts share one cache in the builder.
+
+BuildKit keys a cache mount by its id (the target when no id is given) together with uid, gid and
+mode (moby/buildkit#3041): `id=pip,uid=1000` and `id=pip` are two caches. `sharing` only says how
+concurrent builds use it, so it is not part of the identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class CacheIdentity:
+    """One cache in the builder. Values are as written in the mount, build arguments resolved."""
+
+    id: str
+    uid: str = "0"
+    gid: str = "0"
+    mode: str = "0755"
+
+
+@dataclass(frozen=True)
+class CacheMount:
+    """One `--mount=type=cache` flag of one RUN: where it is, and the cache it uses."""
+
+    identity: CacheIdentity
+    target: str
+    sharing: str  # shared (BuildKit's default), private or locked
+    stage: str  # the stage's name, or its index when it has none
+    path: str  # the Dockerfile, as given or found
+    line: int  # 1-based line of the RUN
