@@ -508,7 +508,7 @@ def run_commands(instruction: Instruction) -> list[Command]:
     found = commands(script, offsets)
     for heredoc in target.heredocs:
         if _runs_as_shell(script, heredoc.name, found):
-            found.extend(commands(heredoc.content, _heredoc_offsets(heredoc)))
+            found.extend(commands(heredoc.content, heredoc_offsets(heredoc)))
     return found
 
 
@@ -521,7 +521,7 @@ def _runs_as_shell(script: str, name: str, found: list[Command]) -> bool:
         (w.value or "").startswith("-") and "c" in (w.value or "") for w in cmd.args) for cmd in found)
 
 
-def _heredoc_offsets(heredoc: Heredoc) -> list[int] | None:
+def heredoc_offsets(heredoc: Heredoc) -> list[int] | None:
     """File offsets of a heredoc body's characters (None for `<<-`, whose tabs are stripped)."""
     if heredoc.chomp:
         return None
@@ -553,11 +553,13 @@ class Replay:
 
 
 def replay(dockerfile: Dockerfile, bases: BaseLookup | None = None,
-           images: Mapping[str, str] | None = None) -> Replay:
+           images: Mapping[str, str] | None = None, build_args: Mapping[str, str] | None = None) -> Replay:
     """Replay the file in order: each stage's USER, ENV, ARG and WORKDIR, the accounts its RUNs
     create, and each RUN (and ONBUILD RUN) with what is in effect for it. `bases` finds what a
-    base image sets when the tree holds the Dockerfile that builds it."""
+    base image sets when the tree holds the Dockerfile that builds it; `build_args` are the
+    `--build-arg` values, which replace the default of every ARG of that name the file declares."""
     result = Replay(dockerfile)
+    given = build_args or {}
     global_args: dict[str, str] = {}
     named: dict[str, Stage] = {}  # the first stage of each name, as `FROM <name>` finds it
     stage: Stage | None = None
@@ -571,12 +573,12 @@ def replay(dockerfile: Dockerfile, bases: BaseLookup | None = None,
             continue
         if stage is None:
             if keyword == "ARG":
-                _declare_args(instruction, global_args, global_args)
+                _declare_args(instruction, global_args, global_args, given)
             continue
         stage.instructions.append(instruction)
         variables = {**stage.args, **stage.env}
         if keyword == "ARG":
-            _declare_args(instruction, stage.args, global_args)
+            _declare_args(instruction, stage.args, global_args, given)
             stage.origins.update((key, instruction) for key in stage.args if key not in stage.env
                                  and any(item.partition("=")[0] == key for item in instruction.value))
         elif keyword == "ENV":
@@ -626,10 +628,13 @@ def _start_stage(instruction: Instruction, stages: list[Stage], named: Mapping[s
     return stage
 
 
-def _declare_args(instruction: Instruction, into: dict[str, str], global_args: Mapping[str, str]) -> None:
+def _declare_args(instruction: Instruction, into: dict[str, str], global_args: Mapping[str, str],
+                  build_args: Mapping[str, str]) -> None:
     for item in instruction.value:
         key, sep, default = item.partition("=")
-        if sep:
+        if key in build_args:
+            into[key] = build_args[key]
+        elif sep:
             into[key] = unquote(default, {**global_args, **into})
         elif key in global_args:
             into[key] = global_args[key]
