@@ -7,12 +7,15 @@ guessed at, the copy runs as a shell runs it, and a lint without such calls neve
 
 from __future__ import annotations
 
+import ast
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import dockerfile as dockerfile_parser
 import pytest
 
 from cachefix.engine import Settings, fix
@@ -49,6 +52,26 @@ def test_python_escaped_by_the_shell_is_reported_not_edited() -> None:
     dockerfile = ('FROM python:3.12\nRUN python -c "from huggingface_hub import snapshot_download; '
                   'snapshot_download(\\"org/m\\", local_dir=\\"/models/m\\")"\n')
     assert fixed(dockerfile) == dockerfile
+
+
+def test_python_written_over_continued_lines_is_edited_in_place() -> None:
+    """A `-c` script spread over lines with Dockerfile continuations (`\\` at line ends) is the
+    text Python gets once BuildKit joins the lines: `local_dir=` goes, the other lines stay as
+    they were, and the script the shell runs still parses, without it."""
+    dockerfile = ('FROM python:3.12\nRUN mkdir -p /data && \\\n    python -c "\\\n'
+                  "from huggingface_hub import snapshot_download; \\\n"
+                  "snapshot_download(repo_id='org/assets', repo_type='dataset', \\\n"
+                  "                  local_dir='/data/assets')\" && \\\n    ls /data/assets\n")
+    result = fixed(dockerfile)
+    run = dockerfile_parser.parse_string(result)[-1]
+    argv = shlex.split(run.value[0])
+    script = argv[argv.index("-c") + 1]
+    call = next(node for node in ast.walk(ast.parse(script)) if isinstance(node, ast.Call))
+    assert [k.arg for k in call.keywords] == ["repo_id", "repo_type"]
+    assert "mkdir -p /data/assets && cp -RL" in run.value[0]
+    # The lines before the argument are as they were; the continuation inside it went with it.
+    assert 'python -c "\\\nfrom huggingface_hub import snapshot_download; \\\n' in result
+    assert result.count("\\\n") == dockerfile.count("\\\n") - 1
 
 
 def test_a_local_dir_the_code_reads_itself_is_not_rewritten() -> None:

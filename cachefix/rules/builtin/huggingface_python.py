@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from cachefix.model import Edit, Finding
 from cachefix.rewriter import edits
-from cachefix.rewriter.context import RunContext, command_env
+from cachefix.rewriter.context import RunContext, command_env, heredoc_offsets
+from cachefix.rewriter.dockerfile import Heredoc
 from cachefix.rewriter.mounts import cache_mount_covering, existing_mounts
-from cachefix.rewriter.shell import REMOVABLE_JOINS, Command
+from cachefix.rewriter.shell import REMOVABLE_JOINS, Command, Word
 from cachefix.rules import hf_cache
 from cachefix.rules.placement import mount_fix
 from cachefix.rules.rule import RunRule
@@ -34,7 +36,9 @@ class Site:
 
     command: Command | None  # the python command; None: a `RUN <<EOF` script with a python shebang
     code: str
-    start: int | None  # file offset of code[0] when the file holds the code character for character
+    # The file offset of each character of the code, when the shell hands Python the text the
+    # file holds (Dockerfile line continuations in between are fine); None otherwise.
+    offsets: Sequence[int] | None
     program: int  # where the program word starts (HF_HOME= goes there)
     end: int  # where the copy-out is appended (after the command, or after its `<<EOF`)
     interpreter: str = ""  # for a shebang script: the interpreter the RUN line now names
@@ -190,7 +194,7 @@ def _sites(run: RunContext) -> Iterator[Site]:
         heredoc = heredocs[head.group(2)]
         shebang = SHEBANG.match(heredoc.content)
         if shebang:
-            yield Site(None, heredoc.content, _heredoc_start(heredoc), start, head.end(), shebang.group(1))
+            yield Site(None, heredoc.content, _unchanged_body(heredoc), start, head.end(), shebang.group(1))
     for command in run.commands:
         if not PYTHON.search(command.name) or command.span is None or not command.words[0].span:
             continue
@@ -199,32 +203,41 @@ def _sites(run: RunContext) -> Iterator[Site]:
         if "-c" in values and values.index("-c") + 1 < len(values):
             word = command.words[values.index("-c") + 1]
             if word.value is not None and word.span is not None:
-                yield Site(command, word.value, _word_start(text, word.raw, word.value, word.span), program,
-                           command.span[1])
+                yield Site(command, word.value, _script_offsets(run, word), program, command.span[1])
             continue
         redirect = HEREDOC.match(text, command.span[1])
         if redirect and redirect.group(2) in heredocs:
             heredoc = heredocs[redirect.group(2)]
-            yield Site(command, heredoc.content, _heredoc_start(heredoc), program, redirect.end())
+            yield Site(command, heredoc.content, _unchanged_body(heredoc), program, redirect.end())
 
 
-def _word_start(text: str, raw: str, value: str, span: tuple[int, int]) -> int | None:
-    """Where a quoted `-c` script's first character is in the file, if the file holds the script
-    as Python reads it (no escapes, expansions or line continuations in between)."""
-    if text[span[0]:span[1]] != raw or len(raw) < 2 or raw[0] != raw[-1] or raw[0] not in "'\"":
+def _script_offsets(run: RunContext, word: Word) -> Sequence[int] | None:
+    """Where each character of a quoted `-c` script is in the file, if the shell passes the
+    quoted text to Python as it is (no escapes or expansions). The RUN line's text is read with
+    its Dockerfile line continuations removed, as the shell gets it, so a script written over
+    several lines with `\\` at their ends maps too."""
+    raw = word.raw
+    if word.span is None or len(raw) < 2 or raw[0] != raw[-1] or raw[0] not in "'\"":
         return None
     inner = raw[1:-1]
-    if inner != value or (raw[0] == '"' and any(c in inner for c in "$`\\")):
+    if inner != word.value or (raw[0] == '"' and any(c in inner for c in "$`\\")):
         return None
-    return span[0] + 1
+    target = run.instruction.unwrapped
+    sources = [target.shell_source(), *((h.content, heredoc_offsets(h)) for h in target.heredocs)]
+    for text, offsets in sources:
+        if offsets is None:
+            continue
+        at = bisect_left(offsets, word.span[0])
+        if at < len(offsets) and offsets[at] == word.span[0] and text[at:at + len(raw)] == raw:
+            return offsets[at + 1:at + len(raw) - 1]
+    return None
 
 
-def _heredoc_start(heredoc: object) -> int | None:
-    """Where a heredoc body starts in the file, if the shell passes it on unchanged."""
-    content: str = heredoc.content  # type: ignore[attr-defined]
-    if heredoc.chomp or (heredoc.expand and any(c in content for c in "$`\\")):  # type: ignore[attr-defined]
+def _unchanged_body(heredoc: Heredoc) -> Sequence[int] | None:
+    """Where a heredoc body's characters are in the file, if the shell passes it on unchanged."""
+    if heredoc.expand and any(c in heredoc.content for c in "$`\\"):
         return None
-    return heredoc.body_span[0]  # type: ignore[attr-defined]
+    return heredoc_offsets(heredoc)
 
 
 def _unfixable(site: Site) -> str | None:
@@ -296,14 +309,15 @@ def _drop(site: Site, download: Download, found: list) -> Edit | None:
     """The file edit removing the argument `download.drop` from its call (None: not exactly possible)."""
     from cachefix.rules.python_code import without_keyword
 
-    if site.start is None or download.drop is None:
+    if site.offsets is None or download.drop is None:
         return None
     value = download.local_dir or download.cache or ""
     if site.code.count(value) != 1:
         return None  # the code names that folder elsewhere: it may read it before the copy is made
     call = next(c for c in found if c.keywords.get(download.drop) == value)
     span = without_keyword(site.code, call, download.drop, NAMES)
-    return None if span is None else edits.delete((site.start + span[0], site.start + span[1]))
+    # The file range may hold line continuations between the characters: they go with the argument.
+    return None if span is None else edits.delete((site.offsets[span[0]], site.offsets[span[1] - 1] + 1))
 
 
 def _prefix(run: RunContext, site: Site, build: str, unset: list[str]) -> Edit | None:
