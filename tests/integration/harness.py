@@ -18,6 +18,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
 from . import baseimage, debs, fileserver, hfhub, wheels
 from .engines import BUILD_TIMEOUT, Build, Buildah, Dockerd, Engine
 from .hfhub import HubServer
@@ -134,6 +136,10 @@ HF_DATASET_LOADS = _hf_offline(
     "import os; from huggingface_hub import snapshot_download; "
     f"d = snapshot_download('{hfhub.DATASET_REPO}', repo_type='dataset'); "
     "print('dataset', os.path.getsize(d + '/data/train.parquet'))", f"dataset {hfhub.DATASET_SIZE}")
+HF_TRANSFORMERS_LOADS = _hf_offline(
+    f"from transformers import AutoConfig, AutoTokenizer; r = '{hfhub.MODEL_REPO}'; "
+    "print(AutoConfig.from_pretrained(r).cachefix_marker, len(AutoTokenizer.from_pretrained(r)))",
+    f"{hfhub.MODEL_MARKER} {hfhub.TOKENIZER_WORDS + 1}")
 # pip's requests for huggingface_hub, installed before `ARG CACHE_BUST`: only the model bytes count.
 PIP_INDEX = ("/simple/", "/packages/")
 
@@ -149,6 +155,7 @@ MODEL_SCENARIOS: tuple[Scenario, ...] = (
     Scenario("hf-python-snapshot", (HF_SNAPSHOT_LOADS, HF_DATASET_LOADS), hfhub.WEIGHTS_SIZE + hfhub.DATASET_SIZE,
              uncounted=PIP_INDEX),
     Scenario("hf-python-file", (HF_FILES_LOAD,), hfhub.WEIGHTS_SIZE, uncounted=PIP_INDEX),
+    Scenario("hf-python-transformers", (HF_TRANSFORMERS_LOADS,), hfhub.TOKENIZER_SIZE, uncounted=PIP_INDEX),
     Scenario("hf-nonroot", (HF_SNAPSHOT_LOADS, Check(("id", "-u"), "1000")), hfhub.WEIGHTS_SIZE,
              runtime_cache="/home/app/.cache", uncounted=PIP_INDEX),
     Scenario("curl-tarball", (Check(("cfx-tool",), fileserver.TOOL_VERSION),), fileserver.TOOL_PAYLOAD),
@@ -321,8 +328,10 @@ def _start_servers(work: Path, stack: ExitStack) -> Servers:
     """Start the servers; each stops when ``stack`` closes."""
     cert, key = make_cert(work)
     wheel_cache = baseimage.cache_dir() / "wheels"
-    published = (wheels.downloaded_wheel(wheels.UV_REQUIREMENT, wheels.UV_PLATFORM, wheel_cache),
-                 *wheels.downloaded_wheel_set(wheels.HF_HUB_REQUIREMENT, wheels.UV_PLATFORM, wheel_cache))
+    sets = [wheels.downloaded_wheel_set(requirement, wheels.IMAGE_PLATFORMS, wheel_cache)
+            for requirement in (wheels.HF_HUB_REQUIREMENT, wheels.TRANSFORMERS_REQUIREMENT)]
+    found = [wheels.downloaded_wheel(wheels.UV_REQUIREMENT, wheels.UV_PLATFORM, wheel_cache), *sum(sets, ())]
+    published = tuple({path.name: path for path in found}.values())  # a wheel two sets share, once
     servers = Servers(
         pypi=PackageServer(wheels.build_index(work / "pypi", files=published), wheels.cache_control,
                            tls=(cert, key)).start(),
@@ -349,8 +358,13 @@ def _prepare_base(engine: Engine, work: Path, servers: Servers) -> str:
 @contextmanager
 def open_lab(work: Path | None = None, engine_names: tuple[str, ...] = ("dockerd", "buildah"),
              ) -> Iterator[Lab]:
-    """Start what is missing (dockerd, servers), make the base images, and clean up after."""
+    """Start what is missing (dockerd, servers), make the base images, and clean up after.
+
+    One lab at a time on a machine: labs share the base images' tags (each points them at its
+    own servers) and the download caches, so a second test run waits for the first to end."""
     with ExitStack() as stack:
+        baseimage.cache_dir().mkdir(parents=True, exist_ok=True)
+        stack.enter_context(FileLock(baseimage.cache_dir() / "lab.lock"))
         if work is None:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cachefix-lab-")))
         dockerd = Dockerd(work)
