@@ -16,7 +16,7 @@ from cachefix import __version__
 from cachefix.report import FORMATS  # plain data: the reporters themselves are imported when used
 
 LINT_COMMANDS = ("fix", "check")
-OTHER_COMMANDS = ("rules", "explain", "fetch", "cache", "shell-init")
+OTHER_COMMANDS = ("rules", "explain", "fetch", "cache", "shell-init", "mounts")
 EXIT_USAGE = 2
 
 DESCRIPTION = """\
@@ -180,8 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
                               "manager explains each of its rules")
 
     from cachefix.downloads.commands import add_commands
+    from cachefix.mounts.commands import add_mounts_command
 
     add_commands(commands)
+    add_mounts_command(commands)
     return parser
 
 

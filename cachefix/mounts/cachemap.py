@@ -53,10 +53,11 @@ def go_clean(path: str) -> str:
 
 
 def _number(key: str, value: str, base: int, where: str) -> int:
-    try:
-        number = int(value, base)
-    except ValueError:
-        raise MountProblem(f"{where}: invalid value {value!r} for {key} in a cache mount") from None
+    """Go's `strconv.ParseUint(value, base, 32)`: digits only (no sign, space or underscore)."""
+    digits = "01234567" if base == 8 else "0123456789"
+    if not value or value.strip(digits):
+        raise MountProblem(f"{where}: invalid value {value!r} for {key} in a cache mount")
+    number = int(value, base)
     if not 0 <= number < 2 ** 32:
         raise MountProblem(f"{where}: {key}={value} is out of range in a cache mount")
     return number

@@ -1,0 +1,127 @@
+"""The cache map of a whole project: the Dockerfiles that PATHS name (folders, files, compose files),
+each with the build arguments it is built with, read into one list of cache mounts.
+
+`cachefix mounts list` prints it; `cachefix mounts export/import` carry the caches it names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cachefix.compose import ComposeError, looks_like_compose, read_compose
+from cachefix.discovery import BadPath, BadPattern, Warn, find_dockerfiles, warn_on_stderr
+from cachefix.files import UnreadableFile, read_dockerfile
+from cachefix.mounts.cachemap import MountProblem, distinct_caches, mounts_in
+from cachefix.mounts.identity import CacheIdentity, CacheMount
+from cachefix.rewriter.dockerfile import DockerfileSyntaxError, parse
+
+
+class ProjectError(ValueError):
+    """PATHS that give no cache map at all (a missing path, a compose file that cannot be read): one line."""
+
+
+@dataclass(frozen=True)
+class Build:
+    """One Dockerfile as it is built: with these build arguments, for these compose services."""
+
+    dockerfile: Path
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    services: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MappedMount:
+    """A cache mount of the map, and the compose services whose builds use it (none outside compose)."""
+
+    mount: CacheMount
+    services: tuple[str, ...] = ()
+
+
+@dataclass
+class CacheMap:
+    """Every cache mount the project's builds use, and the files that could not be read."""
+
+    builds: list[Build] = field(default_factory=list)
+    mounts: list[MappedMount] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def caches(self) -> list[CacheIdentity]:
+        return distinct_caches(entry.mount for entry in self.mounts)
+
+    def users(self, identity: CacheIdentity) -> list[MappedMount]:
+        """The mounts that share this cache in the builder."""
+        return [entry for entry in self.mounts if entry.mount.identity == identity]
+
+
+def parse_build_args(items: Sequence[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`--build-arg K=V` values; a bare `K` takes the variable from the environment, as docker build
+    does, and is left out when it is unset. ProjectError for an empty name."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise ProjectError(f"--build-arg {item!r}: needs a NAME (NAME=VALUE)")
+        if sep:
+            values[key] = value
+        elif key in environ:
+            values[key] = environ[key]
+    return values
+
+
+def find_builds(paths: Sequence[str], build_args: Mapping[str, str], warn: Warn = warn_on_stderr) -> list[Build]:
+    """The builds PATHS name: a compose file gives its services' builds (the command line's build
+    arguments over the file's), any other path the Dockerfiles `cachefix check` would find there."""
+    builds: dict[tuple[Path, tuple[tuple[str, str], ...]], list[str]] = {}
+    plain: list[str] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_file() and looks_like_compose(path):
+            try:
+                services = read_compose(path, warn=warn)
+            except ComposeError as exc:
+                raise ProjectError(str(exc)) from None
+            for service in services:
+                args = {**service.build_args, **build_args}
+                builds.setdefault((service.dockerfile, tuple(sorted(args.items()))), []).append(service.service)
+        else:
+            plain.append(given)
+    try:
+        for found in find_dockerfiles(plain, warn=warn):
+            builds.setdefault((found.path, tuple(sorted(build_args.items()))), [])
+    except (BadPath, BadPattern) as exc:
+        raise ProjectError(str(exc)) from None
+    return [Build(dockerfile, dict(args), tuple(services)) for (dockerfile, args), services in builds.items()]
+
+
+def cache_map(paths: Sequence[str], build_args: Mapping[str, str] | None = None,
+              warn: Warn = warn_on_stderr) -> CacheMap:
+    """The cache map of PATHS. A Dockerfile that cannot be read or parsed, or holds a mount BuildKit
+    would refuse, is an error of the map and the other files are still read; ProjectError when
+    PATHS themselves are wrong."""
+    result = CacheMap(builds=find_builds(paths, build_args or {}, warn))
+    seen: dict[CacheMount, int] = {}
+    for build in result.builds:
+        try:
+            mounts = mounts_in(parse(read_dockerfile(build.dockerfile).text), str(build.dockerfile), build.build_args)
+        except UnreadableFile as exc:
+            result.errors.append(f"{build.dockerfile}: {exc}")
+            continue
+        except DockerfileSyntaxError as exc:
+            line = f":{exc.line}" if exc.line else ""
+            result.errors.append(f"{build.dockerfile}{line}: {exc.message}")
+            continue
+        except MountProblem as exc:
+            result.errors.append(str(exc))
+            continue
+        for mount in mounts:
+            if mount in seen:  # one file built by two services with the same arguments
+                entry = result.mounts[seen[mount]]
+                result.mounts[seen[mount]] = MappedMount(mount, entry.services + build.services)
+            else:
+                seen[mount] = len(result.mounts)
+                result.mounts.append(MappedMount(mount, build.services))
+    return result
