@@ -31,7 +31,7 @@ from cachefix.limits import MAX_CONFIG_BYTES
 from cachefix.model import Severity
 from cachefix.rewriter.context import image_name
 from cachefix.rewriter.syntax import is_image_reference
-from cachefix.rules.registry import UnknownRule, all_rules, select_rules
+from cachefix.rules.registry import UnknownRule, all_entries, select_rules
 from cachefix.rules.rule import Options
 from cachefix.shown import displayable
 from cachefix.suppressions import InvalidSuppression
@@ -328,7 +328,7 @@ class _Table:
 
 
 def _config(path: Path, table: _Table) -> Config:
-    managers = sorted({rule.manager for rule in all_rules()} - {"syntax"})
+    managers = sorted({rule.manager for rule in all_entries()} - {"syntax"})
     table.check_keys(_KEYS | frozenset(managers))
     syntax = table.data.get("syntax")
     if syntax is not None:

@@ -5,18 +5,25 @@ A plugin is a `cachefix.rules.rule.RunRule` (or `FileRule`) subclass published b
 package under `[project.entry-points."cachefix.rules"]`; it is loaded only when rules are listed
 or run. Codes must be unique, plugins included: two rules with one code would make `--select`,
 `ignore[...]` and `explain` ambiguous.
+
+A built-in rule module is imported only when a file needs it: `cachefix.rules.catalog` (written
+by `scripts/rule_catalog.py`, checked by a test) lists each rule's code, manager and the words
+one of which a RUN must mention for the rule to find anything. A module missing from the
+catalog is imported every time, so a new rule works before the catalog is written again.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-import pkgutil
 import sys
-from functools import lru_cache
+from collections.abc import Iterable, Sequence
+from functools import cached_property, lru_cache
+from typing import NamedTuple
 
-from cachefix.rules import builtin
-from cachefix.rules.rule import Rule
+from cachefix.model import Finding
+from cachefix.rules import builtin, catalog
+from cachefix.rules.rule import FileScope, Options, Rule, RunRule
 
 
 class UnknownRule(KeyError):
@@ -27,11 +34,69 @@ class DuplicateCode(ValueError):
     """Two rules, built in or plugins, claim one code."""
 
 
-def _builtin_rules() -> list[type[Rule]]:
-    """The rule classes defined in the modules of `cachefix.rules.builtin`."""
+class RuleEntry(NamedTuple):
+    """What selecting a rule needs, known without importing its module."""
+
+    code: str
+    name: str
+    manager: str
+    reference: str  # `module:Class`
+    # A RUN must mention one of these words (as `RunContext.mentions` reads it) for the rule to
+    # find anything in it; None: the rule may find something in any file.
+    triggers: tuple[str, ...] | None
+
+    def load(self) -> type[Rule]:
+        return _load(self.reference)  # type: ignore[return-value]
+
+
+def entry_of(rule: type[Rule]) -> RuleEntry:
+    """A loaded rule's entry. Its words are kept only where `RunRule.lint` is what decides,
+    run by run, that a RUN mentioning none of them gets no finding."""
+    triggers = (tuple(rule.triggers) if issubclass(rule, RunRule) and rule.triggers and rule.lint is RunRule.lint
+                and rule.silenceable else None)
+    return RuleEntry(rule.code, rule.name, rule.manager, f"{rule.__module__}:{rule.__qualname__}", triggers)
+
+
+class DeferredRule(Rule):
+    """A selected rule whose module is imported only for a file where one of its RUNs mentions
+    one of the rule's words: most files need a few of the package managers cachefix knows."""
+
+    def __init__(self, entry: RuleEntry, options: Options | None = None) -> None:
+        super().__init__(options)
+        self.entry = entry
+        self.code, self.manager = entry.code, entry.manager
+
+    @cached_property
+    def rule(self) -> Rule:
+        return self.entry.load()(self.options)
+
+    @property
+    def silenceable(self) -> bool:  # type: ignore[override]
+        return self.entry.triggers is not None or self.rule.silenceable
+
+    def lint(self, scope: FileScope) -> Iterable[Finding]:
+        words = self.entry.triggers
+        if words is not None and not any(run.mentions(words) for run in scope.runs):
+            return ()
+        return self.rule.lint(scope)
+
+
+def builtin_modules() -> list[str]:
+    """The names of the modules in `cachefix.rules.builtin`, without importing them."""
+    names: set[str] = set()
+    for folder in builtin.__path__:
+        try:
+            names.update(name[:-3] for name in os.listdir(folder) if name.endswith(".py") and name != "__init__.py")
+        except OSError:
+            continue
+    return sorted(names)
+
+
+def builtin_rules(modules: Iterable[str]) -> list[type[Rule]]:
+    """The rule classes defined in these modules of `cachefix.rules.builtin` (imported)."""
     found: list[type[Rule]] = []
-    for module_info in pkgutil.iter_modules(builtin.__path__):
-        module = importlib.import_module(f"{builtin.__name__}.{module_info.name}")
+    for name in modules:
+        module = importlib.import_module(f"{builtin.__name__}.{name}")
         found.extend(value for value in vars(module).values() if isinstance(value, type) and issubclass(value, Rule)
                      and value.__module__ == module.__name__ and value.code)
     return found
@@ -84,28 +149,38 @@ def _load(reference: str) -> object:
 
 
 @lru_cache(maxsize=1)
-def all_rules() -> tuple[type[Rule], ...]:
+def all_entries() -> tuple[RuleEntry, ...]:
+    """Every rule, built in or plugin, by code; plugins are imported (their words are in their classes)."""
+    catalogued = [RuleEntry(*row) for row in catalog.BUILTIN_RULES]
+    listed = {entry.reference.partition(":")[0].rpartition(".")[2] for entry in catalogued}
+    uncatalogued = builtin_rules(name for name in builtin_modules() if name not in listed)
     plugins = [_load(reference) for reference in dict.fromkeys(_plugin_entry_points())]
-    found = [*_builtin_rules(), *(p for p in plugins if isinstance(p, type) and issubclass(p, Rule))]
-    codes: dict[str, type[Rule]] = {}
-    for rule in found:
-        other = codes.setdefault(rule.code, rule)
-        if other is not rule:
-            raise DuplicateCode(f"rule code {rule.code} is claimed by both {_origin(other)} and {_origin(rule)}")
-    return tuple(sorted(found, key=lambda r: r.code))
+    found = [*catalogued, *(entry_of(rule) for rule in uncatalogued),  # plugins are loaded already: never deferred
+             *(entry_of(p)._replace(triggers=None) for p in plugins if isinstance(p, type) and issubclass(p, Rule))]
+    codes: dict[str, RuleEntry] = {}
+    for entry in found:
+        other = codes.setdefault(entry.code, entry)
+        if other is not entry:
+            raise DuplicateCode(f"rule code {entry.code} is claimed by both {_origin(other)} and {_origin(entry)}")
+    return tuple(sorted(found, key=lambda e: e.code))
 
 
-def _origin(rule: type[Rule]) -> str:
-    return f"{rule.__module__}.{rule.__qualname__}"
+def all_rules() -> tuple[type[Rule], ...]:
+    """Every rule class, imported: for listing and explaining rules, not for linting."""
+    return tuple(entry.load() for entry in all_entries())
 
 
-def select_rules(select: list[str] | None, ignore: list[str] | None) -> list[type[Rule]]:
-    """Rules chosen by codes or code prefixes (`CF1` selects every Python rule)."""
-    def matches(rule: type[Rule], patterns: list[str]) -> bool:
-        return any(rule.code.startswith(p.upper()) or rule.manager == p.lower() for p in patterns)
+def _origin(entry: RuleEntry) -> str:
+    return entry.reference.replace(":", ".")
+
+
+def select_rules(select: Sequence[str] | None, ignore: Sequence[str] | None) -> list[RuleEntry]:
+    """Rules chosen by codes, code prefixes (`CF1` selects every Python rule) or manager names."""
+    def matches(entry: RuleEntry, patterns: Sequence[str]) -> bool:
+        return any(entry.code.startswith(p.upper()) or entry.manager == p.lower() for p in patterns)
 
     for pattern in [*(select or []), *(ignore or [])]:
-        if not any(matches(r, [pattern]) for r in all_rules()):
+        if not any(matches(e, [pattern]) for e in all_entries()):
             raise UnknownRule(pattern)
-    chosen = [r for r in all_rules() if not select or matches(r, select)]
-    return [r for r in chosen if not ignore or not matches(r, ignore)]
+    chosen = [e for e in all_entries() if not select or matches(e, select)]
+    return [e for e in chosen if not ignore or not matches(e, ignore)]
