@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +102,19 @@ def read_compose(path: Path, environ: Mapping[str, str] | None = None,
     return builds
 
 
+def with_compose_builds(paths: Sequence[str], warn: Warn) -> list[str]:
+    """PATHS with each compose file replaced by the Dockerfiles its services build (each once), so
+    that `cachefix check compose.yaml` checks them; ComposeError for a compose file that cannot be read."""
+    result: list[str] = []
+    for given in paths:
+        path = Path(given)
+        if given and path.is_file() and looks_like_compose(path):
+            result.extend(dict.fromkeys(str(build.dockerfile) for build in read_compose(path, warn=warn)))
+        else:
+            result.append(given)
+    return result
+
+
 def _service_build(name: str, build: Any, folder: Path, variables: _Variables, where: str) -> ServiceBuild | str:
     """The service's build, or why it is skipped (a string)."""
     if isinstance(build, str):
@@ -115,9 +128,12 @@ def _service_build(name: str, build: Any, folder: Path, variables: _Variables, w
         return f"{where}: its build context is remote ({context}), which cachefix does not read"
     dockerfile = variables.resolve(_text(build.get("dockerfile", "Dockerfile"), where, "dockerfile"), where)
     target = build.get("target")
+    path = (folder / context / dockerfile) if not os.path.isabs(dockerfile) else Path(dockerfile)
+    if not path.is_file():
+        raise ComposeError(f"{where}: its Dockerfile {path} is not a file")
     return ServiceBuild(
         service=name,
-        dockerfile=(folder / context / dockerfile) if not os.path.isabs(dockerfile) else Path(dockerfile),
+        dockerfile=path,
         build_args=_args(build.get("args"), variables, where),
         target=None if target is None else variables.resolve(_text(target, where, "target"), where),
     )
@@ -188,11 +204,10 @@ class _Variables:
                                    f"set it, or write ${{{name}:-default}}")
             return value
 
-        resolved = _VARIABLE.sub(substitute, text)
-        if "$" in _VARIABLE.sub("", text):
+        if "$" in _VARIABLE.sub("", text):  # `${A:-${B}}`, `${1}`, a lone `$`
             raise ComposeError(f"{where}: cannot read the variable in {text!r}; cachefix reads "
                                "${VAR}, ${VAR:-default} and ${VAR-default}")
-        return resolved
+        return _VARIABLE.sub(substitute, text)
 
 
 def _load(path: Path) -> Any:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from cachefix.bases import SiblingBases
+from cachefix.compose import ComposeError, with_compose_builds
 from cachefix.config import FAIL_ON, Config, ConfigError, Configurations, unknown_code
 from cachefix.discovery import BadPath, BadPattern, find_dockerfiles, warn_on_stderr
 from cachefix.engine import BrokenRewrite, Outcome, Settings, check, fix
@@ -79,7 +80,7 @@ def plan(args: argparse.Namespace) -> list[Job]:
         jobs = []
         found_in: set[str] = set()  # the arguments that led to a file, and to a file not excluded
         linted_in: set[str] = set()
-        for path, given in find_dockerfiles(args.paths, args.exclude):
+        for path, given in find_dockerfiles(with_compose_builds(args.paths, warn_on_stderr), args.exclude):
             found_in.add(given)
             applies = configurations.for_file(path)
             config = effective.setdefault(applies, with_flags(applies, args))
@@ -92,7 +93,7 @@ def plan(args: argparse.Namespace) -> list[Job]:
             linted_in.add(given)
         _say_which_folders_are_empty(args.paths, found_in, linted_in)
         return jobs
-    except (ConfigError, BadPath, BadPattern) as exc:
+    except (ConfigError, BadPath, BadPattern, ComposeError) as exc:
         raise UsageError(str(exc)) from None
     except UnknownRule as exc:
         raise UsageError(unknown_code(exc.args[0])) from None

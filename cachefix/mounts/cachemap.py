@@ -6,17 +6,18 @@ frontend/dockerfile/instructions/commands_runmount.go and dockerfile2llb/convert
 - every option value is expanded with the stage's ARG (build arguments included) and ENV values;
 - `id` defaults to `path.Clean(target)`; `uid` and `gid` default to 0, `mode` to 0755 (read as
   octal: `mode=755` is the same cache); `sharing` defaults to `shared`.
-ONBUILD RUNs are left out: they run in the builds of other images, not in this one.
+ONBUILD RUNs are left out: they run in the builds of other images, not in this one. With a build
+target (`--target`, a compose service's `target`), so are the stages BuildKit does not build for it.
 """
 
 from __future__ import annotations
 
 import platform
 import posixpath
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from cachefix.mounts.identity import CacheIdentity, CacheMount
-from cachefix.rewriter.context import RunContext, expand, replay
+from cachefix.rewriter.context import RunContext, Stage, expand, replay
 from cachefix.rewriter.dockerfile import Dockerfile
 from cachefix.rewriter.mounts import TARGET_KEYS, existing_mounts
 
@@ -86,15 +87,52 @@ def _cache_mount(options: Mapping[str, str], run: RunContext, path: str) -> Cach
     return CacheMount(identity, go_clean(target), sharing, _stage_label(run), path, line)
 
 
-def mounts_in(dockerfile: Dockerfile, path: str, build_args: Mapping[str, str] | None = None) -> list[CacheMount]:
+def _stage_sources(stage: Stage, by_name: Mapping[str, int]) -> Iterator[int]:
+    """The stages of this file that `stage` needs: its parent, and those named by `COPY --from` and
+    `RUN --mount=...,from=` (by name or by index)."""
+    if stage.parent is not None:
+        yield stage.parent
+    for instruction in stage.instructions:
+        names = list(instruction.flag_values("from")) if instruction.keyword == "COPY" else []
+        names += [mount.options["from"] for mount in existing_mounts(instruction) if "from" in mount.options]
+        for name in names:
+            if name and name.lower() in by_name:
+                yield by_name[name.lower()]
+            elif name and name.isdigit() and int(name) < stage.index:
+                yield int(name)
+
+
+def built_stages(stages: Sequence[Stage], target: str, where: str) -> set[int]:
+    """The stages `--target target` builds: that stage and every stage it needs, directly or not
+    (BuildKit builds no other). MountProblem when the file has no such stage."""
+    by_name: dict[str, int] = {}
+    for stage in stages:
+        if stage.name:
+            by_name.setdefault(stage.name, stage.index)
+    if target.lower() not in by_name:
+        raise MountProblem(f"{where}: no stage named {target!r} (the build's target)")
+    needed, pending = set(), [by_name[target.lower()]]
+    while pending:
+        index = pending.pop()
+        if index not in needed:
+            needed.add(index)
+            pending.extend(_stage_sources(stages[index], by_name))
+    return needed
+
+
+def mounts_in(dockerfile: Dockerfile, path: str, build_args: Mapping[str, str] | None = None,
+              target: str | None = None) -> list[CacheMount]:
     """Every cache mount of the file's RUNs, in file order, with build arguments and the stage's
     variables resolved (`--build-arg` values over the automatic platform ARGs of this machine).
-    MountProblem for a mount BuildKit would refuse."""
+    With a `target`, only the stages that build it; without, every stage (a CI job may build any
+    of them). MountProblem for a mount BuildKit would refuse."""
     given = {**host_platform_args(), **(build_args or {})}
+    replayed = replay(dockerfile, build_args=given)
+    stages = None if target is None else built_stages(replayed.stages, target, path)
     found: list[CacheMount] = []
-    for run in replay(dockerfile, build_args=given).runs:
-        if run.instruction.keyword != "RUN":
-            continue  # ONBUILD RUN
+    for run in replayed.runs:
+        if run.instruction.keyword != "RUN" or (stages is not None and run.stage.index not in stages):
+            continue  # an ONBUILD RUN, or a stage the target does not need
         for mount in existing_mounts(run.instruction):
             options = {key: expand(value, run.env) for key, value in mount.options.items()}
             if options.get("type", "bind").lower() == "cache":

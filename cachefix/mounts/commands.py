@@ -70,6 +70,9 @@ def _add_map_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--build-arg", metavar="NAME=VALUE", action="append", default=[],
                         help="a build argument, as `docker build --build-arg` takes it (a bare NAME takes "
                              "the value from the environment); over a compose service's `args`; repeatable")
+    parser.add_argument("--target", metavar="STAGE",
+                        help="only the stages that `docker build --target STAGE` builds (a compose service's "
+                             "own `target` comes first; default: every stage)")
 
 
 def _add_transfer_command(actions: argparse._SubParsersAction, verb: str, help_line: str, description: str,
@@ -126,7 +129,7 @@ def _list(args: argparse.Namespace) -> int:
     from cachefix.mounts.project import ProjectError, cache_map, parse_build_args
 
     try:
-        found = cache_map(args.paths or ["."], parse_build_args(args.build_arg))
+        found = cache_map(args.paths or ["."], parse_build_args(args.build_arg), args.target)
     except ProjectError as exc:
         print(f"cachefix: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

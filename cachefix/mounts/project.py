@@ -30,6 +30,7 @@ class Build:
     dockerfile: Path
     build_args: Mapping[str, str] = field(default_factory=dict)
     services: tuple[str, ...] = ()
+    target: str | None = None  # the stage built (`--target`); None: every stage
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,12 @@ def parse_build_args(items: Sequence[str], environ: Mapping[str, str] | None = N
     return values
 
 
-def find_builds(paths: Sequence[str], build_args: Mapping[str, str], warn: Warn = warn_on_stderr) -> list[Build]:
+def find_builds(paths: Sequence[str], build_args: Mapping[str, str], target: str | None = None,
+                warn: Warn = warn_on_stderr) -> list[Build]:
     """The builds PATHS name: a compose file gives its services' builds (the command line's build
-    arguments over the file's), any other path the Dockerfiles `cachefix check` would find there."""
-    builds: dict[tuple[Path, tuple[tuple[str, str], ...]], list[str]] = {}
+    arguments over the file's; a service's own target over `target`), any other path the
+    Dockerfiles `cachefix check` would find there."""
+    builds: dict[tuple[Path, tuple[tuple[str, str], ...], str | None], list[str]] = {}
     plain: list[str] = []
     for given in paths:
         path = Path(given)
@@ -86,27 +89,30 @@ def find_builds(paths: Sequence[str], build_args: Mapping[str, str], warn: Warn 
                 raise ProjectError(str(exc)) from None
             for service in services:
                 args = {**service.build_args, **build_args}
-                builds.setdefault((service.dockerfile, tuple(sorted(args.items()))), []).append(service.service)
+                key = (service.dockerfile, tuple(sorted(args.items())), service.target or target)
+                builds.setdefault(key, []).append(service.service)
         else:
             plain.append(given)
     try:
         for found in find_dockerfiles(plain, warn=warn):
-            builds.setdefault((found.path, tuple(sorted(build_args.items()))), [])
+            builds.setdefault((found.path, tuple(sorted(build_args.items())), target), [])
     except (BadPath, BadPattern) as exc:
         raise ProjectError(str(exc)) from None
-    return [Build(dockerfile, dict(args), tuple(services)) for (dockerfile, args), services in builds.items()]
+    return [Build(dockerfile, dict(args), tuple(services), stage) for (dockerfile, args, stage), services
+            in builds.items()]
 
 
-def cache_map(paths: Sequence[str], build_args: Mapping[str, str] | None = None,
+def cache_map(paths: Sequence[str], build_args: Mapping[str, str] | None = None, target: str | None = None,
               warn: Warn = warn_on_stderr) -> CacheMap:
     """The cache map of PATHS. A Dockerfile that cannot be read or parsed, or holds a mount BuildKit
     would refuse, is an error of the map and the other files are still read; ProjectError when
     PATHS themselves are wrong."""
-    result = CacheMap(builds=find_builds(paths, build_args or {}, warn))
+    result = CacheMap(builds=find_builds(paths, build_args or {}, target, warn))
     seen: dict[CacheMount, int] = {}
     for build in result.builds:
         try:
-            mounts = mounts_in(parse(read_dockerfile(build.dockerfile).text), str(build.dockerfile), build.build_args)
+            dockerfile = parse(read_dockerfile(build.dockerfile).text)
+            mounts = mounts_in(dockerfile, str(build.dockerfile), build.build_args, build.target)
         except UnreadableFile as exc:
             result.errors.append(f"{build.dockerfile}: {exc}")
             continue
