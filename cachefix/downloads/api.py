@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from cachefix.downloads.fetch import Fetcher, Request, Result
 from cachefix.downloads.materialize import destination, place
 from cachefix.downloads.progress import Display
+from cachefix.downloads.remote.shared import configured
 from cachefix.downloads.store import Store, default_root
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ def cached_download(
     cache_dir: str | os.PathLike[str] | None = None,
     retries: int = 5,
     timeout: float = 60.0,
+    remote: str | None = None,
 ) -> Path:
     """Fetch `url` through the cache and return the file written, or the cached file without `dest`.
 
@@ -48,11 +50,14 @@ def cached_download(
     dest: a file (a symlink is written through), a folder (the file keeps the URL's name), or
     `-` for stdout; the file written is returned.
     link: hardlink `dest` to the cache entry instead of copying (it is read-only).
+    remote: the team's shared tier (`s3://BUCKET/PREFIX` or `http(s)://HOST/BASE`); default
+    `CACHEFIX_REMOTE`, "" for none.
     The cached file itself is shared and read-only: copy it (pass `dest`) to modify it.
     Raises `cachefix.downloads.errors.DownloadError` (or a subclass) on failure.
     """
     fetcher = Fetcher(_store(Path(cache_dir) if cache_dir else default_root()), offline=offline,
-                      max_age=max_age, retries=retries, timeout=timeout, display=Display(progress))
+                      max_age=max_age, retries=retries, timeout=timeout, display=Display(progress),
+                      remote=configured(remote))
     with fetcher, fetcher.display:
         result, placed = deliver(fetcher, Request(url, sha256, tuple(mirrors)), dest=dest,
                                  extract_to=extract_to, link=link)

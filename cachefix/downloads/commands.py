@@ -62,6 +62,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                        help="refuse archives that expand past SIZE (default 32G)")
     fetch.add_argument("--max-members", type=_count, default=200_000, metavar="N",
                        help="refuse archives with more members (default 200000)")
+    _add_remote_options(fetch)
     _add_output_options(fetch)
     fetch.set_defaults(handler=_guarded(_fetch))
 
@@ -72,6 +73,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                              "HuggingFace, buildah, BuildKit)")
     stats.add_argument("--json", action="store_true", help="one JSON object on stdout")
     stats.add_argument("--downloads", action="store_true", help="only the download cache (fast)")
+    _add_remote_options(stats)
     stats.set_defaults(handler=_guarded(_stats))
     clean = actions.add_parser("clean", help="evict download-cache entries by last use and total size")
     clean.add_argument("--older-than", metavar="DURATION",
@@ -97,10 +99,33 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     _add_output_options(verify)
     verify.set_defaults(handler=_guarded(_verify))
 
+    push = actions.add_parser(
+        "push", help="upload the download cache to the team's remote (skips what it holds)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Upload every file of the download cache, re-checked first, and the record of each URL "
+                    "to the remote tier (--remote or CACHEFIX_REMOTE), so that other machines fetch them "
+                    "from there. Files the remote already holds are skipped.",
+        epilog="examples:\n"
+               "  CACHEFIX_REMOTE=s3://team-cache/downloads cachefix cache push\n"
+               "  cachefix cache push --remote https://user:password@cache.example/dl\n\n"
+               "exit status: 0 pushed, 1 the remote failed, 2 bad input (no remote, a bad URL)")
+    push.add_argument("--remote", metavar="URL", help="s3://BUCKET/PREFIX or http(s)://HOST/BASE "
+                                                      "(default: $CACHEFIX_REMOTE)")
+    _add_output_options(push)
+    push.set_defaults(handler=_guarded(_push))
+
     shell = commands.add_parser("shell-init", help="shell functions that replace scripts/lib/download-cache.sh",
                                 description='Use as: eval "$(cachefix shell-init bash)"')
     shell.add_argument("shell", nargs="?", choices=("bash", "zsh"), help="default: from $SHELL, else bash")
     shell.set_defaults(handler=_guarded(_shell_init))
+
+
+def _add_remote_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--remote", metavar="URL",
+                        help="the team's shared tier: s3://BUCKET/PREFIX (AWS_* variables) or http(s)://HOST/BASE "
+                             "(bazel-remote's /cas/ protocol); default: $CACHEFIX_REMOTE")
+    parser.add_argument("--no-remote", action="store_true",
+                        help="ignore CACHEFIX_REMOTE: this cache and the origin only")
 
 
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -195,6 +220,7 @@ def _fetch(args: argparse.Namespace) -> int:
     from cachefix.downloads.errors import InvalidInput
     from cachefix.downloads.fetch import Fetcher, Request
     from cachefix.downloads.progress import Display
+    from cachefix.downloads.remote.shared import configured
     from cachefix.downloads.units import parse_duration, parse_size
 
     if (args.url is None) == (args.manifest is None):
@@ -218,7 +244,8 @@ def _fetch(args: argparse.Namespace) -> int:
                       speed_limit=parse_size(args.speed_limit), speed_time=args.speed_time,
                       max_time=args.max_time,
                       max_size=None if args.max_filesize is None else parse_size(args.max_filesize),
-                      display=Display(_progress(args), files=len(lines or ())))
+                      display=Display(_progress(args), files=len(lines or ())),
+                      remote=configured(args.remote, disabled=args.no_remote))
     with fetcher, fetcher.display:
         if lines is not None:
             from cachefix.downloads.manifest import fetch_all
@@ -243,14 +270,24 @@ def _dir(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     from cachefix.downloads.inventory import print_report, survey
+    from cachefix.downloads.remote.shared import configured
 
     report = survey(_store(), others=not args.downloads)
+    remote = configured(args.remote, disabled=args.no_remote)
+    if remote is not None:
+        from cachefix.downloads.remote.push import summary
+
+        report["remote"] = summary(remote)
     if args.json:
         import json
 
         print(json.dumps(report, indent=2))
     else:
         print_report(report)
+        if "remote" in report:
+            from cachefix.downloads.remote.push import summary_line
+
+            print(summary_line(report["remote"]))
     return 0
 
 
@@ -277,6 +314,22 @@ def _clear(args: argparse.Namespace) -> int:
 
     names = [n for n in ("downloads", "pip", "uv", "hf", "buildah") if getattr(args, n) or args.all]
     return confirm_and_clear(clear_targets(_store(), names or ["downloads"]), assume_yes=args.yes)
+
+
+def _push(args: argparse.Namespace) -> int:
+    from cachefix.downloads.errors import InvalidInput
+    from cachefix.downloads.remote.push import push
+    from cachefix.downloads.remote.shared import configured
+    from cachefix.downloads.units import format_size
+
+    remote = configured(args.remote)
+    if remote is None:
+        raise InvalidInput("no remote to push to: set CACHEFIX_REMOTE or pass --remote URL")
+    pushed = push(_store(), remote)
+    if not args.quiet:
+        print(f"{pushed.uploaded} uploaded ({format_size(pushed.uploaded_bytes)}), {pushed.present} already "
+              f"there, {pushed.records} URL records shared with {remote.tier.location}")
+    return 0
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -10,6 +10,9 @@ Bazel and pooch do) would cost about 0.7 s per GiB on each use.
 Concurrent fetches of one URL take a per-URL file lock so that one downloads and the others
 wait and then hit. The lock only saves bandwidth: every writer has its own temp file and
 publishes by rename, so a fake lock (NFS) costs a second download, never a corrupt blob.
+
+With a remote tier (`remote/`), a local miss asks the remote before the origin, and what the
+origin sent is written back to it; machines take turns through a lease on the remote.
 """
 
 from __future__ import annotations
@@ -43,10 +46,11 @@ if TYPE_CHECKING:
     import httpx
 
     from cachefix.downloads.http import Pace, Partial, Transfer
+    from cachefix.downloads.remote.shared import Remote
 
 log = logging.getLogger("cachefix.downloads")
 
-Outcome = Literal["hit", "revalidated", "fetched"]
+Outcome = Literal["hit", "revalidated", "fetched", "remote"]
 _WRITING: set[str] = set()  # partials this process is writing right now (any thread)
 
 
@@ -99,7 +103,7 @@ class Result:
 
     def status_line(self, url: str, where: object = None) -> str:
         """`⬇ fetched: URL (1.2 MiB) → WHERE`, the line `-v` prints."""
-        mark = "⬇" if self.outcome == "fetched" else "✓"
+        mark = "⬇" if self.outcome in ("fetched", "remote") else "✓"
         return f"{mark} {self.outcome}: {url} ({format_size(self.size)}) → {where or self.path}"
 
 
@@ -118,6 +122,7 @@ class Fetcher:
     max_time: float | None = None  # seconds for a whole fetch, retries and mirrors included
     max_size: int | None = None  # bytes a downloaded file may have
     display: Display = field(default_factory=lambda: Display(False))
+    remote: Remote | None = None  # the shared tier between this cache and the origin
     _client: httpx.Client | None = field(default=None, init=False, repr=False)
     _client_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -135,13 +140,15 @@ class Fetcher:
             if hit is not None:
                 return hit
             if self.offline:
+                if self.remote is not None and (found := self._from_remote(request)) is not None:
+                    return found
                 raise OfflineMiss(f"{request.url} is not in the cache at {self.store.root},"
                                   " and --offline forbids downloading it")
             if self.store.index.read_only:
                 raise ReadOnlyCache(self._read_only_miss(request.url, "its index cannot be written"))
             waited_since = time.time()
             with self._lock(request.url):
-                return self._hit(request, fresh_since=waited_since) or self._download(request)
+                return self._hit(request, fresh_since=waited_since) or self._through_remote(request)
         except (OSError, sqlite3.OperationalError) as exc:
             if not is_read_only(exc):
                 raise
@@ -208,6 +215,70 @@ class Fetcher:
             yield
         finally:
             lock.release()
+
+    # -- the remote tier -----------------------------------------------------------------
+
+    def _through_remote(self, request: Request) -> Result:
+        """The remote's copy, else one machine's download from the origin, written back."""
+        remote = self.remote
+        if remote is None:
+            return self._download(request)
+        found = self._from_remote(request)
+        if found is not None:
+            return found
+        waiting_since = time.time()
+        with remote.turn(request.url, lambda: self._from_remote(request, fresh_since=waiting_since)) as found:
+            if found is not None:
+                return found
+            result = self._download(request)
+            self._write_back(request, result)
+            return result
+
+    def _from_remote(self, request: Request, fresh_since: float | None = None) -> Result | None:
+        """A verified copy from the remote that needs no origin: a pinned digest, or a URL record
+        fresh per `max_age` (or offline). A stale record's blob is still copied in and recorded,
+        so the download that follows only revalidates it (a 304 moves no bytes)."""
+        assert self.remote is not None
+        index = self.store.index
+        if request.sha256:
+            size = self._pull(request.sha256)
+            if size is None:
+                return None
+            index.record_hit(request.url, request.sha256, size)
+            return Result(self.store.blob_path(request.sha256), request.sha256, size, "remote")
+        mapping = self.remote.lookup(request.url)
+        if mapping is None or (size := self._pull(mapping.digest)) is None:
+            return None
+        stat = self.store.blob_path(mapping.digest).stat()
+        index.record_download(request.url, mapping.digest, stat, mapping.etag, mapping.last_modified,
+                              checked=mapping.checked)
+        fresh = (self.offline or time.time() - mapping.checked < self.max_age
+                 or (fresh_since is not None and mapping.checked >= fresh_since))
+        return Result(self.store.blob_path(mapping.digest), mapping.digest, size, "remote") if fresh else None
+
+    def _pull(self, digest: str) -> int | None:
+        """The size of blob `digest`, copied from the remote unless an intact copy is here."""
+        assert self.remote is not None
+        size = self.verified_size(digest)
+        if size is not None:
+            return size
+        stat = self.remote.pull(self.store, digest)
+        if stat is None:
+            return None
+        self.store.index.record_blob(digest, stat)
+        return stat.st_size
+
+    def _write_back(self, request: Request, result: Result) -> None:
+        """Share what the origin just gave or confirmed: the blob, then the URL's record."""
+        from cachefix.downloads.remote import Mapping
+
+        assert self.remote is not None
+        if result.outcome == "fetched":
+            self.remote.push(result.path, result.digest)
+        entry = self.store.index.url(request.url)
+        if result.outcome != "hit" and entry is not None and entry.digest == result.digest:
+            self.remote.record(Mapping(request.url, entry.digest, entry.size, entry.etag, entry.last_modified,
+                                       entry.checked))
 
     # -- downloads -----------------------------------------------------------------------
 

@@ -210,8 +210,9 @@ class Index:
             (digest, stat.st_size, stat.st_mtime_ns, time.time()))
 
     def record_download(self, url: str, digest: str, stat: os.stat_result,
-                        etag: str | None, last_modified: str | None) -> None:
-        """A fresh download of `url` was published as blob `digest`."""
+                        etag: str | None, last_modified: str | None, checked: float | None = None) -> None:
+        """A fresh download of `url` was published as blob `digest`; `checked` when the origin
+        confirmed it earlier (a copy from the remote tier), else now."""
         now = time.time()
         with _transaction(self.db):
             self.record_blob(digest, stat)
@@ -221,7 +222,8 @@ class Index:
                 " ON CONFLICT(url) DO UPDATE SET digest = excluded.digest, size = excluded.size,"
                 " etag = excluded.etag, last_modified = excluded.last_modified,"
                 " checked = excluded.checked, last_use = excluded.last_use",
-                (url, url_key(url), digest, stat.st_size, etag, last_modified, now, now, now))
+                (url, url_key(url), digest, stat.st_size, etag, last_modified,
+                 now if checked is None else checked, now, now))
 
     def record_hit(self, url: str, digest: str, size: int, *, confirmed: bool = False) -> None:
         """`url` was served from blob `digest`; `confirmed` when the server just said 304."""

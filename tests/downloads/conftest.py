@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.downloads.remote_stores import cas_server, seaweed  # noqa: F401 (fixtures for test_remote_*)
+
 
 @dataclass
 class Route:
@@ -181,6 +183,7 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CACHEFIX_BACKOFF_BASE", "0.01")
     monkeypatch.setenv("CACHEFIX_BACKOFF_MAX", "0.05")
     monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("CACHEFIX_REMOTE", raising=False)  # a developer's team remote stays out of the tests
     return root
 
 
