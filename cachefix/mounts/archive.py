@@ -35,6 +35,7 @@ CHUNK = 1 << 20
 _TRUSTED = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
 
 Progress = Callable[[int], None]
+_BROKEN = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)  # what bad bytes raise while reading
 
 
 class ArchiveDamaged(Exception):
@@ -174,6 +175,7 @@ class ArchiveWriter:
         self.final, self.check = final, MemberCheck(label)
         fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".cachefix-tmp", dir=final.parent)
         self.temp = Path(name)
+        os.fchmod(fd, 0o644)  # as any file written under the usual umask; mkstemp makes it private
         self._file = os.fdopen(fd, "wb")
         self._hashing = _HashingWriter(self._file, progress)
         self._gzip = gzip.GzipFile(filename="", mode="wb", fileobj=self._hashing,  # type: ignore[arg-type]
@@ -250,7 +252,7 @@ def _reading(path: Path, label: str, progress: Progress | None) -> Iterator[tupl
             try:
                 with tarfile.open(fileobj=gzip.GzipFile(fileobj=reader), mode="r|") as tar:  # type: ignore[arg-type]
                     yield tar, reader
-            except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            except _BROKEN as exc:
                 raise ArchiveDamaged(f"{label}: the archive is broken ({exc or type(exc).__name__})") from None
     except ArchiveDamaged:
         raise
@@ -268,17 +270,22 @@ def verify(path: Path, sha256: str, label: str, progress: Progress | None = None
     """Read the whole archive once: its digest must be `sha256` and every member must pass."""
     check = MemberCheck(label)
     damage: ArchiveDamaged | None = None
-    with _reading(path, label, progress) as (tar, reader):
-        try:
-            for member in _checked(tar, check):
-                stream = tar.extractfile(member) if member.isreg() else None
-                while stream is not None and stream.read(CHUNK):
-                    pass
-        except ArchiveDamaged as exc:
-            damage = exc
-        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            damage = ArchiveDamaged(f"{label}: the archive is broken ({exc or type(exc).__name__})")
-        reader.drain()
+    try:
+        with open(path, "rb") as raw:
+            reader = _HashingReader(raw, progress)
+            try:
+                with tarfile.open(fileobj=gzip.GzipFile(fileobj=reader), mode="r|") as tar:  # type: ignore[arg-type]
+                    for member in _checked(tar, check):
+                        stream = tar.extractfile(member) if member.isreg() else None
+                        while stream is not None and stream.read(CHUNK):
+                            pass
+            except ArchiveDamaged as exc:
+                damage = exc
+            except _BROKEN as exc:
+                damage = ArchiveDamaged(f"{label}: the archive is broken ({exc or type(exc).__name__})")
+            reader.drain()
+    except OSError as exc:
+        raise ArchiveDamaged(f"{label}: cannot read {path}: {exc.strerror or exc}") from None
     actual = reader.digest.hexdigest()
     if actual != sha256:  # a digest mismatch says more than the tar error it causes
         raise ArchiveDamaged(f"{label}: {path.name} has SHA-256 {actual}, the manifest says {sha256}")

@@ -89,9 +89,12 @@ def _add_transfer_command(actions: argparse._SubParsersAction, verb: str, help_l
     parser.add_argument("--max-size", metavar="SIZE",
                         help="the most the archives may hold in all, e.g. 5G (GitHub keeps 10 GB per repository)")
     parser.add_argument("--include", metavar="GLOB", action="append", default=[],
-                        help="only the caches whose id matches GLOB; repeatable")
+                        help="only the caches whose id or a target matches GLOB; repeatable")
     parser.add_argument("--exclude", metavar="GLOB", action="append", default=[],
-                        help="not the caches whose id matches GLOB; repeatable")
+                        help="not the caches whose id or a target matches GLOB; repeatable")
+    parser.add_argument("--helper-image", metavar="IMAGE",
+                        help="docker: the image the throwaway copy build runs tar in when the daemon has none of "
+                             "the FROM images of the stages that mount the cache (any image with sh and tar)")
     parser.set_defaults(handler=_transfer)
 
 

@@ -115,6 +115,7 @@ def write(folder: Path, engine: str, entries: list[Entry]) -> None:
     text = json.dumps({"version": VERSION, "engine": engine, "caches": caches}, indent=2) + "\n"
     fd, temp = tempfile.mkstemp(prefix=f".{MANIFEST}.", suffix=".cachefix-tmp", dir=folder)
     try:
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
             out.flush()
