@@ -119,6 +119,11 @@ def _add_lint_options(parser: argparse.ArgumentParser, verb: str) -> None:
                              "docker/dockerfile tag is raised to what the file needs: 1.4 for heredocs), another "
                              "image reference, or 'none' to write none. A docker/dockerfile directive already in "
                              "the file is raised when too old, whatever this says")
+    parser.add_argument("--id-scope", choices=("distro", "arch"),
+                        help="give each cache mount a fix writes an id of its own per distribution release "
+                             "(distro: `id=/var/cache/apt-debian-bookworm`, from the stage's FROM) or per "
+                             "architecture (arch: `id=/root/.cache/pip-${TARGETARCH}`), for builders that build "
+                             "for several (config key `id-scope`)")
     parser.add_argument("--config", metavar="FILE",
                         help="use this configuration file for every file (default: for each file, the "
                              ".cachefix.toml, or pyproject.toml with [tool.cachefix], found first in its "

@@ -31,6 +31,7 @@ from cachefix.limits import MAX_CONFIG_BYTES
 from cachefix.model import Severity
 from cachefix.rewriter.context import image_name
 from cachefix.rewriter.syntax import is_image_reference
+from cachefix.rules.id_scope import ID_SCOPES
 from cachefix.rules.registry import UnknownRule, all_entries, select_rules
 from cachefix.rules.rule import Options
 from cachefix.shown import displayable
@@ -42,7 +43,7 @@ FAIL_ON = ("info", "warning", "error", "never")
 SHARING = ("shared", "private", "locked")
 # Nothing that would end the --mount option list; a variable whole (`${TARGETARCH}-`), as the frontend expands it.
 _MOUNT_ID = re.compile(r"(?:[A-Za-z0-9_.:/-]|\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*(?![A-Za-z0-9_]))*")
-_MANAGER_KEYS = frozenset({"id-prefix", "sharing"})
+_MANAGER_KEYS = frozenset({"id-prefix", "sharing", "id-scope"})
 # tomllib takes time quadratic in a dotted key's length (`a.a.a...= 1`): no configuration nests deep.
 MAX_KEY_DEPTH = 64
 MAX_ENTRIES = 1000  # codes or patterns in one key
@@ -75,7 +76,7 @@ class Config:
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     syntax: str | None = None
     fail_on: str = "info"
-    options: Options = field(default_factory=Options)  # top-level id-prefix and sharing
+    options: Options = field(default_factory=Options)  # top-level id-prefix, sharing and id-scope
     managers: tuple[tuple[str, Options], ...] = ()  # per-manager tables, over `options`
     # Private base images and the well-known image each is built like (`"corp/python" = "python"`).
     images: tuple[tuple[str, str], ...] = ()
@@ -324,7 +325,8 @@ class _Table:
             raise self.fail("id-prefix", "must be a string of letters, digits, . _ - : / and whole variables "
                                          "such as ${TARGETARCH} (no commas or spaces), "
                                          f"not {_described(prefix)}")
-        return Options(id_prefix=prefix, sharing=self.choice("sharing", SHARING) or default.sharing)
+        return Options(id_prefix=prefix, sharing=self.choice("sharing", SHARING) or default.sharing,
+                       id_scope=self.choice("id-scope", ID_SCOPES) or default.id_scope)
 
 
 def _config(path: Path, table: _Table) -> Config:

@@ -62,6 +62,10 @@ def with_flags(config: Config, args: argparse.Namespace) -> Config:
         if args.fail_on not in FAIL_ON:
             raise UsageError(f"--fail-on must be one of {', '.join(FAIL_ON)}, not {args.fail_on!r}")
         changes["fail_on"] = args.fail_on
+    if args.id_scope is not None:
+        changes["options"] = replace(config.options, id_scope=args.id_scope)
+        changes["managers"] = tuple((name, replace(options, id_scope=args.id_scope))
+                                    for name, options in config.managers)
     return replace(config, **changes) if changes else config
 
 

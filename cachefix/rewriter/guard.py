@@ -2,7 +2,8 @@
 
 A fix adds or changes `RUN --mount=type=cache` flags, rewrites the commands inside RUNs (drops
 cache-defeating options and cache clean-ups, points a cache elsewhere) and adds or raises the
-`# syntax=` directive. Anything else — an instruction added, removed or moved, another
+`# syntax=` directive, and may declare an automatic platform ARG (`ARG TARGETARCH`, for a cache
+id scoped by architecture). Anything else — an instruction added, removed or moved, another
 instruction or flag changed, another parser directive touched, a `# syntax=` that is not an
 image reference — is a bug in cachefix or in a rule plugin (or an attack through one), and the
 file is left as it was. The comparison is of the parsed files, so no layout trick hides a change.
@@ -10,11 +11,15 @@ file is left as it was. The comparison is of the parsed files, so no layout tric
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from cachefix.rewriter.dockerfile import Dockerfile, Flag, Instruction
 from cachefix.rewriter.syntax import is_image_reference, parse_frontend
 from cachefix.shown import displayable
+
+# The bare ARGs a fix may add: automatic platform ARGs, which BuildKit fills in, so declaring one
+# only makes its value reach the stage's RUNs (cachefix.rules.id_scope).
+PLATFORM_ARGS = ("TARGETARCH", "BUILDARCH")
 
 
 def unintended_change(before: Dockerfile, after: Dockerfile, requested: str | None,
@@ -30,9 +35,10 @@ def unintended_change(before: Dockerfile, after: Dockerfile, requested: str | No
     directives = _directive_change(before, after, requested)
     if directives is not None:
         return directives
-    if len(before.instructions) != len(after.instructions):
+    kept = _without_added_platform_args(before.instructions, after.instructions)
+    if len(before.instructions) != len(kept):
         return f"{len(before.instructions)} instructions would become {len(after.instructions)}"
-    for old, new in zip(before.instructions, after.instructions, strict=True):
+    for old, new in zip(before.instructions, kept, strict=True):
         if _shape(old) != _shape(new):
             return f"the {old.keyword} instruction on line {old.start_line} would change"
     written = set(written_flags)
@@ -43,6 +49,19 @@ def unintended_change(before: Dockerfile, after: Dockerfile, requested: str | No
     unannounced = next((flag for flag in _flag_texts(after, cache_only=True) - _flag_texts(before, cache_only=True)
                         if flag not in written), None)
     return None if unannounced is None else f"`{displayable(unannounced)}` is a mount no finding announced"
+
+
+def _without_added_platform_args(before: Sequence[Instruction], after: Sequence[Instruction]) -> list[Instruction]:
+    """`after` without the bare platform ARGs that are not in `before` at that place."""
+    kept: list[Instruction] = []
+    for instruction in after:
+        at = len(kept)
+        added = (instruction.keyword == "ARG" and not instruction.flags and len(instruction.value) == 1
+                 and instruction.value[0] in PLATFORM_ARGS)
+        if added and (at >= len(before) or _shape(before[at]) != _shape(instruction)):
+            continue
+        kept.append(instruction)
+    return kept
 
 
 def _flag_texts(dockerfile: Dockerfile, cache_only: bool = False) -> set[str]:

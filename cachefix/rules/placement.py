@@ -15,6 +15,7 @@ from cachefix.rewriter import edits
 from cachefix.rewriter.context import RunContext, expand
 from cachefix.rewriter.mounts import CacheMount, ExistingMount, existing_mounts, is_within, mount_flag, same_path
 from cachefix.rewriter.stages import copied_into
+from cachefix.rules.id_scope import scoped
 from cachefix.rules.rule import Options
 
 
@@ -45,7 +46,8 @@ def mount_fix(run: RunContext, wanted: Sequence[CacheMount], options: Options, m
     present = [ExistingMount(m.flag, {k: expand(v, run.env) for k, v in m.options.items()}) for m in written]
     fix = MountFix()
     for mount in wanted:
-        mount = with_options(mount, options, manager, several=several or len(wanted) > 1)
+        mount, declarations = scoped(run, with_options(mount, options, manager, several=several or len(wanted) > 1),
+                                     options.id_scope)
         if any(mount.satisfied_by(m) for m in present):
             continue
         near = next((w for w, m in zip(written, present, strict=True)
@@ -53,7 +55,9 @@ def mount_fix(run: RunContext, wanted: Sequence[CacheMount], options: Options, m
         if near is not None:
             flag = spelled(run, _merge(near, mount))
             fix.add(edits.replace_flag(near.flag, flag), flag, mount.target)
-        elif stale:
+            continue  # the user's id stays
+        fix.edits.extend(declarations)
+        if stale:
             flag = spelled(run, mount.render())
             fix.add(edits.replace_flag(stale.pop(0).flag, flag), flag, mount.target)
         else:
@@ -77,11 +81,13 @@ def mount_fix_under(run: RunContext, wanted: Sequence[CacheMount], options: Opti
         return mount_fix(run, wanted, options, manager, stale)
     if not copied_into(run, above.target):
         return mount_fix(run, [wanted[0]._replace(target=above.target)], options, manager)
-    first, *rest = [with_options(w, options, manager, several=len(wanted) > 1) for w in wanted]
-    fix = MountFix()
+    placed = [scoped(run, with_options(w, options, manager, several=len(wanted) > 1), options.id_scope)
+              for w in wanted]
+    (first, _), *rest = placed
+    fix = MountFix(edits=[edit for _, declarations in placed for edit in declarations])
     flag = spelled(run, first.render())
     fix.add(edits.replace_flag(above.flag, flag), flag, first.target)
-    for mount in rest:
+    for mount, _ in rest:
         flag = spelled(run, mount.render())
         fix.add(edits.add_flag(run.instruction, flag), flag, mount.target)
     return fix

@@ -37,6 +37,7 @@ class Options:
 
     id_prefix: str = ""
     sharing: str | None = None
+    id_scope: str | None = None  # "distro" or "arch": see cachefix.rules.id_scope
 
 
 @dataclass(frozen=True)
