@@ -25,6 +25,9 @@ MODEL_MARKER = "tiny-model@main"  # config.json's "cachefix_marker": what an ima
 WEIGHTS_SIZE = 2 * MiB
 DATASET_SIZE = 1 * MiB
 LFS_SUFFIXES = (".safetensors", ".bin", ".parquet")
+# tokenizer.json is a real WordLevel tokenizer (transformers loads it) with a vocabulary large
+# enough, about 1 MB, that a tokenizer downloaded again shows up in the byte counts.
+TOKENIZER_WORDS = 50_000
 
 
 def _json(obj: object) -> bytes:
@@ -52,12 +55,21 @@ class Repo:
         return _commit(f"{self.kind}/{self.repo_id}")
 
 
+def _tokenizer(rng: random.Random) -> bytes:
+    """A WordLevel tokenizer in the `tokenizers` library's JSON format, with seeded words."""
+    words = dict.fromkeys("".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=8)) for _ in range(TOKENIZER_WORDS))
+    vocab = {"[UNK]": 0, **{word: i for i, word in enumerate(words, 1)}}
+    return _json({"version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "normalizer": None,
+                  "pre_tokenizer": {"type": "Whitespace"}, "post_processor": None, "decoder": None,
+                  "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}})
+
+
 def _repos() -> dict[tuple[str, str], Repo]:
     """The served repos; payloads are seeded, so every session serves the same bytes."""
     config = {"model_type": "bert", "hidden_size": 8, "cachefix_marker": MODEL_MARKER}
     model = {
         "config.json": _json(config),
-        "tokenizer.json": _json({"version": "1.0", "model": {"type": "WordLevel", "vocab": {"[UNK]": 0}}}),
+        "tokenizer.json": _tokenizer(random.Random(f"{MODEL_REPO}/tokenizer")),
         "tokenizer_config.json": _json({"tokenizer_class": "PreTrainedTokenizerFast"}),
         "README.md": b"# tiny-model\n",
         "model.safetensors": random.Random(MODEL_REPO).randbytes(WEIGHTS_SIZE),
@@ -71,6 +83,7 @@ def _repos() -> dict[tuple[str, str], Repo]:
 
 
 REPOS = _repos()
+TOKENIZER_SIZE = len(REPOS[("model", MODEL_REPO)].files["tokenizer.json"])
 
 
 def _is_lfs(path: str) -> bool:

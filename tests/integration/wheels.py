@@ -117,9 +117,13 @@ def downloaded_wheel(requirement: str, platform: str, cache: Path) -> Path:
 # The HuggingFace scenarios install the hub client (`pip install huggingface_hub`): its release and
 # the 14 wheels it pulls in (7.3 MB), fetched once for the same platform into their own folder.
 HF_HUB_REQUIREMENT = "huggingface_hub==2.4.0"
+# The from_pretrained scenario installs transformers (no torch: configs and tokenizers load
+# without it): 31 wheels, 45 MB, some of them (numpy) built for manylinux_2_28 only.
+TRANSFORMERS_REQUIREMENT = "transformers==5.24.0"
+IMAGE_PLATFORMS = (UV_PLATFORM, "manylinux_2_28_x86_64")  # the base image has glibc 2.36
 
 
-def downloaded_wheel_set(requirement: str, platform: str, cache: Path) -> tuple[Path, ...]:
+def downloaded_wheel_set(requirement: str, platforms: tuple[str, ...], cache: Path) -> tuple[Path, ...]:
     """``requirement`` and its dependencies' wheels, downloaded with pip into ``cache`` once.
 
     A stamp file marks a complete download, so an interrupted one is done again."""
@@ -127,9 +131,10 @@ def downloaded_wheel_set(requirement: str, platform: str, cache: Path) -> tuple[
     stamp = folder / ".complete"
     if not stamp.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", requirement, "--only-binary=:all:",
-                        "--platform", platform, "--python-version", "3.11", "--disable-pip-version-check",
-                        "-d", str(folder)], check=True, capture_output=True, timeout=600)
+        chosen = [arg for platform in platforms for arg in ("--platform", platform)]
+        subprocess.run([sys.executable, "-m", "pip", "download", requirement, "--only-binary=:all:", *chosen,
+                        "--python-version", "3.11", "--disable-pip-version-check", "-d", str(folder)],
+                       check=True, capture_output=True, timeout=600)
         stamp.touch()
     return tuple(sorted(folder.glob("*.whl")))
 
