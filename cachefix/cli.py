@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from cachefix import __version__
 from cachefix.report import FORMATS  # plain data: the reporters themselves are imported when used
@@ -90,9 +90,30 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Descriptions and epilogs as written (lists, examples); commands listed without a
     `COMMAND` line above them."""
 
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None, **kwargs: Any) -> None:
+        # argparse makes a formatter for every add_argument; its own width lookup imports shutil
+        # (and with it bz2 and lzma) on every run, help or not.
+        width = _terminal_columns() - 2 if width is None else width
+        super().__init__(prog, indent_increment, max_help_position, width, **kwargs)
+
     def _format_action(self, action: argparse.Action) -> str:
         text = super()._format_action(action)
         return text.split("\n", 1)[1] if isinstance(action, argparse._SubParsersAction) else text
+
+
+def _terminal_columns() -> int:
+    """The width shutil.get_terminal_size() gives: $COLUMNS, else the terminal's, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
 
 
 class Parser(argparse.ArgumentParser):
@@ -157,7 +178,9 @@ def _add_lint_command(commands: argparse._SubParsersAction, name: str, help_line
     return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or just enough of it to parse `only` (a lint command): a hook
+    checking one file need not build, nor import, the other commands' options."""
     parser = Parser(prog="cachefix", description=DESCRIPTION, epilog=EPILOG,
                     formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"cachefix {__version__}")
@@ -170,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "stderr, or to --output), and exit 1 when there are changes to make")
     _add_lint_command(commands, "check", "report uncached installs, change nothing; exit 1 when any remain",
                       CHECK_DESCRIPTION, CHECK_EPILOG)
+    if only in LINT_COMMANDS:
+        return parser
 
     rules = commands.add_parser("rules", help="list the rules: code, manager, name, summary",
                                 description="List the rules cachefix runs (plugins included), and CF900, the code "
@@ -217,11 +242,11 @@ def _needs_a_path(argv: Sequence[str], command: str, explicit: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        parser = build_parser()
+        full = _with_default_command(argv)
+        parser = build_parser(full[0] if argv else None)
         if not argv:  # bare `cachefix`: help, as git and docker give, never a run over the current folder
             parser.print_help()
             return EXIT_USAGE
-        full = _with_default_command(argv)
         args = parser.parse_args(full)
         if args.command in LINT_COMMANDS and not args.paths:
             return _needs_a_path(argv, args.command, explicit=full == argv)

@@ -14,7 +14,6 @@ file that mentions cachefix, and pathspec only for a configuration with patterns
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import stat
@@ -259,6 +258,8 @@ class _Table:
             raise ConfigError(f"{self.path}: {self.where} must be a table, not {_toml_type(self.data)}")
         unknown = [key for key in self.data if key not in allowed]
         if unknown:
+            import difflib  # only for the mistake
+
             close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
             hint = f" (did you mean `{close[0]}`?)" if close and len(unknown) == 1 else ""
             names = ", ".join(f"`{displayable(key)}`" for key in unknown[:5])

@@ -8,7 +8,6 @@ nothing and ends with one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
-import difflib
 import functools
 import os
 import sys
@@ -187,6 +186,7 @@ def lint_all(jobs: list[Job], *, fixing: bool, write: bool) -> Iterator[tuple[Jo
     import multiprocessing  # only for large trees: a hook checking one file never pays for it
     from concurrent.futures import ProcessPoolExecutor
 
+    _import_before_fork(jobs)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                              initializer=bind_to_parent, initargs=(os.getpid(),)) as pool:
         chunk = max(1, len(jobs) // (workers * 4))
@@ -195,7 +195,21 @@ def lint_all(jobs: list[Job], *, fixing: bool, write: bool) -> Iterator[tuple[Jo
         yield from zip(jobs, results, strict=True)
 
 
+def _import_before_fork(jobs: list[Job]) -> None:
+    """Every rule the jobs may run, and the shell parser, imported once for all the workers (a large
+    tree needs most of them) rather than in each."""
+    from cachefix.rewriter.shell import load_parser
+
+    for settings in {id(job.settings): job.settings for job in jobs}.values():
+        for rule in settings.rules:
+            if isinstance(rule, DeferredRule):
+                rule.rule  # noqa: B018 -- loads it
+    load_parser()
+
+
 def unified_diff(result: FileResult) -> str:
+    import difflib  # only for --diff
+
     return "".join(difflib.unified_diff(
         result.original.splitlines(keepends=True), (result.fixed or "").splitlines(keepends=True),
         fromfile=f"a/{result.path}", tofile=f"b/{result.path}"))

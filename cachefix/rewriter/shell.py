@@ -13,12 +13,12 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
-from typing import NamedTuple
-
-import tree_sitter
-import tree_sitter_bash
+from typing import TYPE_CHECKING, NamedTuple
 
 from cachefix.rewriter.dockerfile import DockerfileSyntaxError
+
+if TYPE_CHECKING:
+    import tree_sitter
 
 Span = tuple[int, int]
 
@@ -89,7 +89,12 @@ class Command:
 
 
 @lru_cache(maxsize=1)
-def _parser() -> tree_sitter.Parser:
+def load_parser() -> tree_sitter.Parser:
+    """The parser, imported on the first parse: a file whose RUNs mention no rule's words is linted
+    without it (a run over a large tree loads it before forking its workers)."""
+    import tree_sitter
+    import tree_sitter_bash
+
     return tree_sitter.Parser(tree_sitter.Language(tree_sitter_bash.language()))
 
 
@@ -276,7 +281,7 @@ class _Walker:
         self.commands: list[Command] = []
 
     def walk(self, src: _Source, depth: int = 0) -> None:
-        root = _parser().parse(src.data).root_node
+        root = load_parser().parse(src.data).root_node
         stack = [_Place(None, (root,), 0, depth)]
         while stack:
             place = stack.pop()

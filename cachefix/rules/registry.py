@@ -68,6 +68,7 @@ class DeferredRule(Rule):
 
     @cached_property
     def rule(self) -> Rule:
+        """The rule itself, its module imported."""
         return self.entry.load()(self.options)
 
     @property

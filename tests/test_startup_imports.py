@@ -1,0 +1,36 @@
+"""`cachefix check` on one file (what a pre-commit hook runs on every commit) imports only what
+that file needs: its start-up is most of its time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+NEW_MODULES = ("import sys; before = set(sys.modules); from cachefix.cli import main; main(sys.argv[1:]); "
+               "print(' '.join(sorted(set(sys.modules) - before)))")
+
+
+def imported_by(*args: str) -> set[str]:
+    """The modules a cachefix command line imports, beyond what the interpreter had at start."""
+    done = subprocess.run([sys.executable, "-c", NEW_MODULES, *args], capture_output=True, text=True)
+    assert done.returncode in (0, 1), done.stderr
+    return set(done.stdout.splitlines()[-1].split())
+
+
+def test_a_file_without_installs_needs_no_shell_parser_and_no_rule_module(tmp_path: Path) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM alpine:3.20\nRUN echo hello > /greeting\n")
+    modules = imported_by("check", str(dockerfile))
+    assert "cachefix.engine" in modules  # it was linted
+    assert not modules & {"tree_sitter", "tree_sitter_bash", "importlib.resources"}
+    assert [m for m in modules if m.startswith("cachefix.rules.builtin.")] == ["cachefix.rules.builtin.syntax"]
+
+
+def test_check_builds_no_other_command_and_imports_no_help_machinery(tmp_path: Path) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM python:3.12\nRUN pip install flask\n")
+    modules = imported_by("check", str(dockerfile))
+    assert "cachefix.rules.builtin.pip" in modules and "tree_sitter" in modules
+    assert not modules & {"cachefix.downloads.commands", "cachefix.mounts.commands", "difflib"}
+    assert "shutil" not in modules  # argparse's formatter would import it, for a terminal width never used
