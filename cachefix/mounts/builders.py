@@ -80,8 +80,9 @@ def mount_flag(identity: CacheIdentity, target: str) -> str:
     """`--mount=type=cache,...` for exactly this identity; BuildKit reads the flag as one CSV record."""
     if any(c in identity.id for c in "$\n\r\"'\\"):
         raise BuilderError(f"cache id {identity.id!r} has characters a throwaway Dockerfile cannot repeat exactly")
-    fields = ["type=cache", f"id={identity.id}", f"target={target}", f"uid={identity.uid}", f"gid={identity.gid}",
-              f"mode={identity.mode}", "sharing=locked"]
+    # uid, gid and mode only when the project's mount writes them: written, they make another cache.
+    owner = [f"uid={identity.uid}", f"gid={identity.gid}", f"mode={identity.mode}"] if identity.explicit else []
+    fields = ["type=cache", f"id={identity.id}", f"target={target}", *owner, "sharing=locked"]
     return "--mount=" + ",".join(f'"{f}"' if "," in f else f for f in fields)
 
 

@@ -83,6 +83,7 @@ def _cache_mount(options: Mapping[str, str], run: RunContext, path: str) -> Cach
         uid=str(_number("uid", options.get("uid", "0"), 10, where)),
         gid=str(_number("gid", options.get("gid", "0"), 10, where)),
         mode=f"{_number('mode', options.get('mode', '0755'), 8, where):04o}",
+        explicit=any(key in options for key in ("uid", "gid", "mode")),
     )
     return CacheMount(identity, go_clean(target), sharing, _stage_label(run), path, line)
 

@@ -1,7 +1,10 @@
 """What one cache mount is, and what makes two mounts share one cache in the builder.
 
 BuildKit keys a cache mount by its id (the target when no id is given) together with uid, gid and
-mode (moby/buildkit#3041): `id=pip,uid=1000` and `id=pip` are two caches. `sharing` only says how
+mode (moby/buildkit#3041): `id=pip,uid=1000` and `id=pip` are two caches. Whether any of the three
+is written counts too: with one, the Dockerfile frontend makes the cache from a folder with those
+settings ("[internal] settings cache mount permissions", dockerfile2llb's dispatchRunMounts), so
+`id=pip,uid=0` is a third cache, though its values are the defaults. `sharing` only says how
 concurrent builds use it, so it is not part of the identity.
 """
 
@@ -18,6 +21,7 @@ class CacheIdentity:
     uid: str = "0"
     gid: str = "0"
     mode: str = "0755"
+    explicit: bool = False  # uid, gid or mode is written in the mount
 
 
 @dataclass(frozen=True)

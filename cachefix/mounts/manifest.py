@@ -55,7 +55,7 @@ def describe(identity: CacheIdentity) -> str:
 
 def archive_name(identity: CacheIdentity) -> str:
     """A file name that is safe anywhere and differs for every identity."""
-    key = "\0".join((identity.id, identity.uid, identity.gid, identity.mode))
+    key = "\0".join((identity.id, identity.uid, identity.gid, identity.mode, str(identity.explicit)))
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", identity.id).strip("-.")[:40]
     return f"cache-{slug}-{hashlib.sha256(key.encode()).hexdigest()[:12]}{SUFFIX}"
 
@@ -84,7 +84,10 @@ def read(folder: Path) -> list[Entry] | None:
 
 
 def _entry(item: dict[str, object]) -> Entry:
-    identity = CacheIdentity(**{key: _text(item, key) for key in ("id", "uid", "gid", "mode")})
+    explicit = item.get("explicit", False)
+    if not isinstance(explicit, bool):
+        raise ValueError("explicit is not true or false")
+    identity = CacheIdentity(**{key: _text(item, key) for key in ("id", "uid", "gid", "mode")}, explicit=explicit)
     targets = item.get("targets", [])
     if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
         raise ValueError(f"targets of {identity.id!r} are not a list of strings")

@@ -205,6 +205,7 @@ def test_manifest_round_trip_and_refusals(tmp_path: Path) -> None:
 
 def test_archive_names_differ_by_every_part_of_the_identity() -> None:
     names = {manifest.archive_name(CacheIdentity("pip", *opts)) for opts in
-             (("0", "0", "0755"), ("1000", "0", "0755"), ("0", "1000", "0755"), ("0", "0", "0700"))}
-    assert len(names) == 4
+             (("0", "0", "0755"), ("1000", "0", "0755"), ("0", "1000", "0755"), ("0", "0", "0700"),
+              ("0", "0", "0755", True))}
+    assert len(names) == 5
     assert all("/" not in name for name in names)

@@ -43,10 +43,10 @@ def test_uid_gid_mode_come_from_args_env_and_build_args_and_mode_is_octal():
             "ENV CACHE=/var/cache/pip-${UID}\n"
             "RUN --mount=type=cache,id=pip-$UID,target=${CACHE},uid=${UID},gid=${UID},mode=755 pip install x\n")
     (mount,) = _mounts(text)
-    assert mount.identity == CacheIdentity("pip-1000", "1000", "1000", "0755")
+    assert mount.identity == CacheIdentity("pip-1000", "1000", "1000", "0755", explicit=True)
     assert mount.target == "/var/cache/pip-1000"
     (moved,) = _mounts(text, {"UID": "2000"})
-    assert moved.identity == CacheIdentity("pip-2000", "2000", "2000", "0755")
+    assert moved.identity == CacheIdentity("pip-2000", "2000", "2000", "0755", explicit=True)
     assert moved.target == "/var/cache/pip-2000"
 
 
@@ -103,5 +103,7 @@ def test_distinct_caches_keys_on_id_uid_gid_mode_not_on_target_or_sharing():
             "RUN --mount=type=cache,id=/root/.cache/pip,target=/elsewhere,sharing=locked true\n"
             "RUN --mount=type=cache,target=/root/.cache/pip,uid=1000 true\n"
             "RUN --mount=type=cache,target=/root/.cache/pip,mode=0755,uid=0 true\n")
+    # `mode=0755,uid=0` are the defaults, but written they make BuildKit use another cache
     assert distinct_caches(_mounts(text)) == [CacheIdentity("/root/.cache/pip"),
-                                              CacheIdentity("/root/.cache/pip", uid="1000")]
+                                              CacheIdentity("/root/.cache/pip", explicit=True),
+                                              CacheIdentity("/root/.cache/pip", uid="1000", explicit=True)]

@@ -28,7 +28,7 @@ RUN --mount=type=cache,target=/var/cache/pip-1000,uid=1000,gid=1000 pip install 
 RUN --mount=type=cache,id=gomod,target=/go/pkg/mod go mod download
 RUN --mount=type=cache,target=/root/.cache/huggingface python -c 'download()'
 """
-PIP = CacheIdentity("/var/cache/pip-1000", "1000", "1000")
+PIP = CacheIdentity("/var/cache/pip-1000", "1000", "1000", explicit=True)
 GO = CacheIdentity("gomod")
 HF = CacheIdentity("/root/.cache/huggingface")
 
@@ -214,6 +214,9 @@ def test_buildah_1_33_finds_a_hashed_folder_of_a_security_release(tmp_path: Path
 def test_dockerd_mount_flag_repeats_the_identity_exactly() -> None:
     assert mount_flag(PIP, "/cachefix-cache") == ("--mount=type=cache,id=/var/cache/pip-1000,target=/cachefix-cache,"
                                                   "uid=1000,gid=1000,mode=0755,sharing=locked")
+    # written or not, the defaults key different caches: the copy writes them only when the project does
+    assert mount_flag(GO, "/c") == "--mount=type=cache,id=gomod,target=/c,sharing=locked"
+    assert "uid=0,gid=0,mode=0755" in mount_flag(CacheIdentity("gomod", explicit=True), "/c")
     assert '"id=a,b"' in mount_flag(CacheIdentity("a,b"), "/c")
     with pytest.raises(BuilderError, match="cannot repeat exactly"):
         mount_flag(CacheIdentity("pip-$HOME"), "/c")
