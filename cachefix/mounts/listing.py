@@ -38,7 +38,7 @@ def as_json(cache_map: CacheMap) -> str:
     """The map as one JSON object; the same project always gives the same text."""
     document = {
         "version": JSON_VERSION,
-        "files": [str(build.dockerfile) for build in cache_map.builds],
+        "files": list(dict.fromkeys(str(build.dockerfile) for build in cache_map.builds)),
         "caches": [_cache_json(identity, cache_map.users(identity)) for identity in cache_map.caches()],
         "mounts": [_mount_json(entry) for entry in cache_map.mounts],
         "errors": list(cache_map.errors),
@@ -80,7 +80,7 @@ def write_text(cache_map: CacheMap, stream: TextIO, color: bool = True) -> None:
     table = rows(cache_map)
     if table:
         (_rich if use_color(stream, color) else _plain)(table, stream)
-    caches, files = len(cache_map.caches()), len(cache_map.builds)
+    caches, files = len(cache_map.caches()), len({build.dockerfile for build in cache_map.builds})
     print(f"{len(table)} cache mount{'s' * (len(table) != 1)} using {caches} cache{'s' * (caches != 1)} "
           f"in {files} Dockerfile{'s' * (files != 1)}", file=stream)
 

@@ -116,3 +116,35 @@ def test_help_names_every_subcommand_with_examples_and_exit_status(capsys):
         with pytest.raises(SystemExit):
             main(["mounts", sub, "--help"])
         assert "exit status:" in capsys.readouterr().out
+
+
+def test_on_a_terminal_the_table_is_drawn_by_rich_with_the_same_cells(project, monkeypatch):
+    import io
+
+    from cachefix.mounts.listing import rows, write_text
+    from cachefix.mounts.project import cache_map
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    found = cache_map(["."])
+    terminal, plain = Terminal(), io.StringIO()
+    write_text(found, terminal)
+    write_text(found, plain)
+    assert terminal.getvalue() != plain.getvalue()  # rich aligns and styles it its own way
+    for row in rows(found):
+        assert all(cell in terminal.getvalue() for cell in row)
+    assert terminal.getvalue().splitlines()[-1] == plain.getvalue().splitlines()[-1]
+
+
+def test_a_file_built_twice_with_other_args_is_one_file_with_both_maps(project, capsys):
+    (project / "compose.yaml").write_text("services:\n"
+                                          "  a: {build: {context: worker, args: {UID: '1001'}}}\n"
+                                          "  b: {build: {context: worker, args: {UID: '1002'}}}\n")
+    status, document = _json(capsys, "compose.yaml")
+    assert status == 0 and document["files"] == ["worker/Dockerfile"]
+    assert [(m["uid"], m["services"]) for m in document["mounts"]] == [
+        ("1001", ["a"]), ("0", ["a", "b"]), ("1002", ["b"])]
