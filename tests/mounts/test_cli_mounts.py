@@ -148,3 +148,21 @@ def test_a_file_built_twice_with_other_args_is_one_file_with_both_maps(project, 
     assert status == 0 and document["files"] == ["worker/Dockerfile"]
     assert [(m["uid"], m["services"]) for m in document["mounts"]] == [
         ("1001", ["a"]), ("0", ["a", "b"]), ("1002", ["b"])]
+
+
+def test_target_keeps_the_stages_that_build_it(tmp_path, capsys):
+    (tmp_path / "Dockerfile").write_text(
+        "FROM golang:1.22 AS deps\nRUN --mount=type=cache,target=/go/pkg/mod go mod download\n"
+        "FROM deps AS build\nRUN --mount=type=cache,target=/root/.cache/go-build go build -o /app\n"
+        "FROM debian:12 AS docs\nRUN --mount=type=cache,target=/var/cache/apt apt-get update\n"
+        "FROM python:3.12 AS tools\nRUN --mount=type=cache,target=/root/.cache/pip pip install x\n"
+        "FROM debian:12 AS runtime\nCOPY --from=build /app /app\n"
+        "RUN --mount=type=bind,from=tools,source=/usr,target=/t --mount=type=cache,target=/var/lib/apt/lists true\n")
+    _, everything = _json(capsys, str(tmp_path))
+    assert len(everything["mounts"]) == 5
+    _, runtime = _json(capsys, "--target", "runtime", str(tmp_path))
+    assert [m["stage"] for m in runtime["mounts"]] == ["deps", "build", "tools", "runtime"]  # not docs
+    _, deps = _json(capsys, "--target", "DEPS", str(tmp_path))
+    assert [m["stage"] for m in deps["mounts"]] == ["deps"]
+    assert main(["mounts", "list", "--target", "nope", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.endswith("Dockerfile: no stage named 'nope' (the build's target)\n")
