@@ -5,7 +5,9 @@ frontend/dockerfile/instructions/commands_runmount.go and dockerfile2llb/convert
 - a mount is `type=bind` unless it says otherwise; option names are read case-insensitively;
 - every option value is expanded with the stage's ARG (build arguments included) and ENV values;
 - `id` defaults to `path.Clean(target)`; `uid` and `gid` default to 0, `mode` to 0755 (read as
-  octal: `mode=755` is the same cache); `sharing` defaults to `shared`.
+  octal: `mode=755` is the same cache); `sharing` defaults to `shared`. A mount that writes any of
+  uid, gid and mode is another cache than one that writes none, even with the default values
+  (`CacheIdentity.explicit`): the frontend then bases the cache on a folder made with them.
 ONBUILD RUNs are left out: they run in the builds of other images, not in this one. With a build
 target (`--target`, a compose service's `target`), so are the stages BuildKit does not build for it.
 """

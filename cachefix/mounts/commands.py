@@ -33,13 +33,15 @@ examples:
 
 LIST_DESCRIPTION = """\
 Every `RUN --mount=type=cache` of the Dockerfiles found, as BuildKit keys it: id (the target when
-the mount names none), uid, gid and mode (0, 0 and 0755 by default), sharing (shared by default),
-the stage, and file:line. Build arguments are resolved (`--build-arg`, a compose service's `args`,
+the mount names none), uid, gid and mode (`-` when the mount writes none of them: BuildKit's 0, 0
+and 0755, but another cache than one that writes them), sharing (shared by default), the stage,
+and file:line. Build arguments are resolved (`--build-arg`, a compose service's `args`,
 ARG defaults; TARGETARCH and the other automatic platform ARGs are this machine's). Mounts with the
 same id, uid, gid and mode share one cache in the builder, even in different Dockerfiles: the rows
 are grouped by cache and `shared by` counts the mounts of each. `--format json` prints one object:
-{"version": 1, "files": [...], "caches": [{id, uid, gid, mode, mounts, targets, services}],
-"mounts": [{id, target, uid, gid, mode, sharing, stage, file, line, services}], "errors": [...]}."""
+{"version": 1, "files": [...], "caches": [{id, uid, gid, mode, explicit, mounts, targets, services}],
+"mounts": [{id, target, uid, gid, mode, explicit, sharing, stage, file, line, services}],
+"errors": [...]} (explicit: the mount writes uid, gid or mode)."""
 
 LIST_EPILOG = """\
 exit status:

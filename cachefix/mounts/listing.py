@@ -24,13 +24,13 @@ def _mount_json(entry: MappedMount) -> dict[str, Any]:
     mount = entry.mount
     identity = mount.identity
     return {"id": identity.id, "target": mount.target, "uid": identity.uid, "gid": identity.gid,
-            "mode": identity.mode, "sharing": mount.sharing, "stage": mount.stage, "file": mount.path,
-            "line": mount.line, "services": list(entry.services)}
+            "mode": identity.mode, "explicit": identity.explicit, "sharing": mount.sharing, "stage": mount.stage,
+            "file": mount.path, "line": mount.line, "services": list(entry.services)}
 
 
 def _cache_json(identity: CacheIdentity, users: list[MappedMount]) -> dict[str, Any]:
     return {"id": identity.id, "uid": identity.uid, "gid": identity.gid, "mode": identity.mode,
-            "mounts": len(users), "targets": sorted({u.mount.target for u in users}),
+            "explicit": identity.explicit, "mounts": len(users), "targets": sorted({u.mount.target for u in users}),
             "services": sorted({s for u in users for s in u.services})}
 
 
@@ -47,15 +47,17 @@ def as_json(cache_map: CacheMap) -> str:
 
 
 def rows(cache_map: CacheMap) -> list[tuple[str, ...]]:
-    """One row a mount, grouped by the cache it uses; `shared by` counts the mounts of that cache."""
+    """One row a mount, grouped by the cache it uses; `shared by` counts the mounts of that cache. uid,
+    gid and mode are `-` where the mount writes none of them: that is another cache than one that
+    writes `uid=0`."""
     table = []
     for identity in cache_map.caches():
         users = cache_map.users(identity)
+        owner = (identity.uid, identity.gid, identity.mode) if identity.explicit else ("-", "-", "-")
         for entry in users:
             mount = entry.mount
             place = f"{mount.path}:{mount.line}" + (f" ({', '.join(entry.services)})" if entry.services else "")
-            table.append((identity.id, mount.target, identity.uid, identity.gid, identity.mode, mount.sharing,
-                          mount.stage, place, str(len(users))))
+            table.append((identity.id, mount.target, *owner, mount.sharing, mount.stage, place, str(len(users))))
     return table
 
 

@@ -42,8 +42,9 @@ def test_json_lists_every_mount_and_groups_the_shared_caches(project, capsys):
         ("worker/Dockerfile", 4, "/root/.cache/pip", "0", "app"),
     ]
     root_pip = next(c for c in document["caches"] if c["id"] == "/root/.cache/pip")
-    assert root_pip == {"id": "/root/.cache/pip", "uid": "0", "gid": "0", "mode": "0755", "mounts": 2,
-                        "targets": ["/root/.cache/pip"], "services": []}
+    assert root_pip == {"id": "/root/.cache/pip", "uid": "0", "gid": "0", "mode": "0755", "explicit": False,
+                        "mounts": 2, "targets": ["/root/.cache/pip"], "services": []}
+    assert [m["explicit"] for m in document["mounts"]] == [False, True, False]
     assert len(document["caches"]) == 2
 
 
