@@ -49,7 +49,8 @@ MAX_ENTRIES = 1000  # codes or patterns in one key
 _TOML_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'')
 _DOTTED_KEY = re.compile(r"[A-Za-z0-9_-]+(?:[ \t]*\.[ \t]*[A-Za-z0-9_-]+)*")
 _TOML_POSITION = re.compile(r" \(at (?:line (?P<line>[0-9]+), column [0-9]+|end of document)\)")
-_KEYS = frozenset({"select", "ignore", "exclude", "per-file-ignores", "syntax", "fail-on", "images"}) | _MANAGER_KEYS
+_KEYS = frozenset({"select", "ignore", "exclude", "per-file-ignores", "syntax", "fail-on", "images",
+                   "remote"}) | _MANAGER_KEYS
 
 
 class ConfigError(Exception):
@@ -79,6 +80,7 @@ class Config:
     managers: tuple[tuple[str, Options], ...] = ()  # per-manager tables, over `options`
     # Private base images and the well-known image each is built like (`"corp/python" = "python"`).
     images: tuple[tuple[str, str], ...] = ()
+    remote: str | None = None  # the download cache's shared tier (`cachefix fetch`), not used by lint
 
     def __post_init__(self) -> None:
         """No Config holds a `syntax` that could write more than a directive into a Dockerfile. A
@@ -320,6 +322,12 @@ class _Table:
                                           "image name (\"corp/python-base\" = \"python\")")
         return tuple((image_name(name), image_name(like)) for name, like in value.items())
 
+    def remote(self) -> str | None:
+        value = self.data.get("remote")
+        if value is not None and not isinstance(value, str):
+            raise self.fail("remote", f'must be a string such as "s3://bucket/prefix", not {_described(value)}')
+        return value
+
     def options(self, default: Options) -> Options:
         prefix = self.data.get("id-prefix", default.id_prefix)
         if not isinstance(prefix, str) or not _MOUNT_ID.fullmatch(prefix):
@@ -364,6 +372,7 @@ def _config(path: Path, table: _Table) -> Config:
         options=options,
         managers=tuple(per_manager),
         images=table.images(),
+        remote=table.remote(),
     )
 
 

@@ -112,10 +112,45 @@ class Tier(Protocol):
 
 
 def chosen(flag: str | None = None, *, disabled: bool = False) -> str | None:
-    """The remote to use: `--no-remote` wins, then `--remote`, then `CACHEFIX_REMOTE`."""
+    """The remote to use: `--no-remote` wins, then `--remote`, then `CACHEFIX_REMOTE` (set empty:
+    none), then `remote` in the configuration that lint would use for the current folder."""
     if disabled:
         return None
-    return (flag if flag is not None else os.environ.get(ENV, "")).strip() or None
+    spec = flag if flag is not None else os.environ.get(ENV)
+    if spec is None:
+        spec = configured_in(Path.cwd())
+    return (spec or "").strip() or None
+
+
+def configured_in(folder: Path) -> str | None:
+    """`remote` from the nearest `.cachefix.toml` or `[tool.cachefix]` in pyproject.toml, walking up
+    to the repository's root as lint does. A file that does not mention `remote` is not parsed, so
+    a fetch does not pay for the configuration module unless it is needed."""
+    from cachefix.files import read_regular_file
+    from cachefix.limits import MAX_CONFIG_BYTES
+
+    folder = folder.absolute()
+    while True:
+        for name in (".cachefix.toml", "pyproject.toml"):
+            try:
+                data = read_regular_file(folder / name, MAX_CONFIG_BYTES)
+            except OSError:
+                continue
+            if name == "pyproject.toml" and b"tool.cachefix" not in data:
+                continue
+            if b"remote" not in data:
+                return None
+            from cachefix.config import ConfigError, load
+
+            try:
+                config = load(folder / name, required=False)
+            except ConfigError as exc:
+                raise InvalidInput(str(exc)) from None
+            if config is not None:
+                return config.remote
+        if folder.parent == folder or os.path.lexists(folder / ".git"):
+            return None
+        folder = folder.parent
 
 
 def open_tier(spec: str, patience: Patience | None = None) -> Tier:
