@@ -12,7 +12,9 @@ and an amd64 build their compiled wheels (moby/buildkit#2598). With a scope, cac
   `${TARGETARCH}` (`${BUILDARCH}` in a stage `FROM --platform=$BUILDPLATFORM`, whose RUNs run on
   the build machine), which BuildKit fills in. Automatic platform ARGs reach a stage's RUNs only
   when the stage declares them (docs.docker.com, "Automatic platform ARGs in the global scope"),
-  so the fix adds a bare `ARG TARGETARCH` after the stage's FROM when it has none.
+  so the fix adds a bare `ARG TARGETARCH` after the stage's FROM when it has none. The variable
+  is expanded by the Dockerfile frontend 1.3 and later (moby/buildkit#2089) and by buildah;
+  dockerd 20.10's built-in frontend keeps it as written (README, "Cache mounts in CI").
 """
 
 from __future__ import annotations
