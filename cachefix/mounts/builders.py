@@ -2,9 +2,12 @@
 
 dockerd keeps cache mounts inside BuildKit, reachable only from a build: cachefix runs a
 throwaway build whose one RUN mounts the cache with exactly the options that key it (id, uid,
-gid, mode; `sharing=locked` so no real build writes meanwhile) and runs `tar` there. It goes
-to the daemon the real build uses (DOCKER_HOST, the current context), with `--no-cache` so a
-layer-cache hit can never stand in for the copy, and `--network=none`: the copy needs no network.
+gid, mode, as the project writes them; `sharing=locked` so no real build writes meanwhile) and
+runs `tar` there. It goes to the daemon the real build uses (DOCKER_HOST, the current context),
+with `--network=none`: the copy needs no network. A new build argument each time keeps a
+layer-cache hit from standing in for the copy; `--no-cache` must not be used for that: BuildKit
+then gives the RUN empty cache mounts and prunes the cached ones (moby/buildkit 7b1bae7, #1213,
+#5306; moby/moby#41715).
 
 buildah keeps each cache in a plain folder under $TMPDIR (default /var/tmp), named after the
 mount in a way that changed three times (`cache_folders`); cachefix copies that folder.
@@ -23,6 +26,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +37,7 @@ from cachefix.mounts.identity import CacheIdentity
 
 BUILD_TIMEOUT = float(os.environ.get("CACHEFIX_MOUNTS_TIMEOUT", "3600"))
 CACHE_IN_BUILD = "/cachefix-cache"
+NONCE_ARG = "CACHEFIX_COPY"  # a new value per copy: the RUN is never a layer-cache hit
 # buildah before 1.29 keeps the lock of a `sharing=locked` mount inside the cache folder.
 BUILDAH_LOCKFILE = "buildah-cache-lockfile"
 
@@ -119,8 +124,8 @@ class Docker:
         """Build, streaming the final stage out (`--output -`) and handing its file `wanted` to
         `consume`. BuilderError with the builder's last words when the build fails."""
         (context / "Dockerfile").write_text(dockerfile)
-        argv = [self.binary, "build", "--no-cache", "--network=none", "--progress=plain", "--output", "-",
-                str(context)]
+        argv = [self.binary, "build", "--network=none", "--progress=plain", "--output", "-",
+                "--build-arg", f"{NONCE_ARG}={uuid.uuid4().hex}", str(context)]
         found, problem = False, None
         with tempfile.TemporaryFile() as log, subprocess.Popen(
                 argv, stdout=subprocess.PIPE, stderr=log, env={**os.environ, "DOCKER_BUILDKIT": "1"}) as proc:
@@ -146,7 +151,7 @@ class Docker:
             raise BuilderError(f"the throwaway build gave no {wanted} ({problem or 'not in its output'})")
 
     def export(self, job: CacheJob, writer: ArchiveWriter) -> None:
-        dockerfile = (f"FROM {self.image_for(job)} AS dump\nUSER 0:0\nWORKDIR /cachefix-out\n"
+        dockerfile = (f"FROM {self.image_for(job)} AS dump\nUSER 0:0\nWORKDIR /cachefix-out\nARG {NONCE_ARG}\n"
                       f"RUN {mount_flag(job.identity, CACHE_IN_BUILD)} "
                       f'["tar", "-cf", "/cachefix-out/cache.tar", "--numeric-owner", "-C", "{CACHE_IN_BUILD}", "."]\n'
                       "FROM scratch\nCOPY --from=dump /cachefix-out/cache.tar /\n")
@@ -160,7 +165,7 @@ class Docker:
         fill = (f'if [ -n "$(ls -A {CACHE_IN_BUILD})" ]; then echo kept > /cachefix-out/result; '
                 f"else tar -xzpf /cachefix-in/cache.tar.gz --numeric-owner -C {CACHE_IN_BUILD}; "
                 "echo filled > /cachefix-out/result; fi")
-        dockerfile = (f"FROM {self.image_for(job)} AS fill\nUSER 0:0\nWORKDIR /cachefix-out\n"
+        dockerfile = (f"FROM {self.image_for(job)} AS fill\nUSER 0:0\nWORKDIR /cachefix-out\nARG {NONCE_ARG}\n"
                       f"RUN {mount_flag(job.identity, CACHE_IN_BUILD)} "
                       "--mount=type=bind,source=cache.tar.gz,target=/cachefix-in/cache.tar.gz \\\n"
                       f"    set -e; {fill}\n"

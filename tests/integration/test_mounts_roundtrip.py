@@ -63,7 +63,7 @@ def test_caches_survive_an_empty_builder_through_export_and_import(lab: Lab, eng
     option = ENGINE_OPTION[engine_name]
 
     engine.prune_cache_mounts()
-    first, _ = _build_stack(lab, engine_name, stack, f"{nonce}-1")
+    first, first_builds = _build_stack(lab, engine_name, stack, f"{nonce}-1")
     assert first >= 9 * MiB, f"the first build fetched only {first} bytes"
 
     exported = _cachefix("mounts", "export", "--engine", option, str(archives), "compose.yaml", cwd=stack)
@@ -80,6 +80,8 @@ def test_caches_survive_an_empty_builder_through_export_and_import(lab: Lab, eng
     # The worker's Go step checks that a module found in the cache is still read-only (0444).
     rebuilt, builds = _build_stack(lab, engine_name, stack, f"{nonce}-2")
     assert rebuilt <= MAX_REBUILD_SHARE * first, f"rebuild after import fetched {rebuilt} of {first} bytes"
+    # ... and the installs really ran again (a layer-cache hit would fetch nothing too)
+    assert [b.image_id for b in builds] != [b.image_id for b in first_builds]
     checks = {"api": (("python3", "-c", "import cfxdemo_core, cfxdemo_plot; print('api ok')"), "api ok"),
               "worker": (("sh", "-c", "cfx-tool && python3 -c 'import cfxdemo_core, cfxdemo_cli; print(1)'"),
                          "cfx-tool 2.0.0\n1")}
