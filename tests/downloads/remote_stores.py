@@ -183,6 +183,7 @@ error_log {folder}/error.log warn;
 events {{ worker_connections 256; }}
 http {{
     access_log off;
+    sendfile on;
     client_body_temp_path {temp};
     proxy_temp_path {temp}; fastcgi_temp_path {temp}; uwsgi_temp_path {temp}; scgi_temp_path {temp};
     server {{

@@ -51,7 +51,7 @@ class CasTier:
             if response.status_code == 404:
                 return False
             response.raise_for_status()
-            for chunk in response.iter_raw(1 << 20):
+            for chunk in response.iter_raw():
                 sink(chunk)
         return True
 

@@ -50,7 +50,7 @@ class S3Tier:
         except FileNotFoundError:
             return False
         for chunk in result.stream(min_chunk_size=READ_CHUNK):
-            sink(bytes(chunk))
+            sink(memoryview(chunk))  # obstore.Bytes: no copy
         return True
 
     def has_blob(self, digest: str) -> bool:
