@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cachefix.compose import ComposeError, looks_like_compose, read_compose
+from cachefix.config import ConfigError, Configurations
 from cachefix.discovery import BadPath, BadPattern, Warn, find_dockerfiles, warn_on_stderr
 from cachefix.files import UnreadableFile, read_dockerfile
 from cachefix.mounts.cachemap import MountProblem, distinct_caches, mounts_in
@@ -77,7 +78,7 @@ def find_builds(paths: Sequence[str], build_args: Mapping[str, str], target: str
                 warn: Warn = warn_on_stderr) -> list[Build]:
     """The builds PATHS name: a compose file gives its services' builds (the command line's build
     arguments over the file's; a service's own target over `target`), any other path the
-    Dockerfiles `cachefix check` would find there."""
+    Dockerfiles `cachefix check` would find there, the configuration's `exclude` honoured."""
     builds: dict[tuple[Path, tuple[tuple[str, str], ...], str | None], list[str]] = {}
     plain: list[str] = []
     for given in paths:
@@ -93,10 +94,12 @@ def find_builds(paths: Sequence[str], build_args: Mapping[str, str], target: str
                 builds.setdefault(key, []).append(service.service)
         else:
             plain.append(given)
+    configurations = Configurations()
     try:
         for found in find_dockerfiles(plain, warn=warn):
-            builds.setdefault((found.path, tuple(sorted(build_args.items())), target), [])
-    except (BadPath, BadPattern) as exc:
+            if not configurations.for_file(found.path).excludes(found.path):
+                builds.setdefault((found.path, tuple(sorted(build_args.items())), target), [])
+    except (BadPath, BadPattern, ConfigError) as exc:
         raise ProjectError(str(exc)) from None
     return [Build(dockerfile, dict(args), tuple(services), stage) for (dockerfile, args, stage), services
             in builds.items()]

@@ -167,3 +167,13 @@ def test_target_keeps_the_stages_that_build_it(tmp_path, capsys):
     assert [m["stage"] for m in deps["mounts"]] == ["deps"]
     assert main(["mounts", "list", "--target", "nope", str(tmp_path)]) == 2
     assert capsys.readouterr().err.endswith("Dockerfile: no stage named 'nope' (the build's target)\n")
+
+
+def test_the_configurations_exclude_applies_as_in_check(project, capsys):
+    (project / ".cachefix.toml").write_text('exclude = ["worker/"]\n')
+    _, document = _json(capsys)
+    assert document["files"] == ["api/Dockerfile"]
+    (project / ".cachefix.toml").write_text('exclude = 3\n')
+    assert main(["mounts", "list"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("cachefix: error: ") and "exclude" in err[0]
