@@ -66,7 +66,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     _add_output_options(fetch)
     fetch.set_defaults(handler=_guarded(_fetch))
 
-    cache = commands.add_parser("cache", help="show, clean, clear or verify the caches on this machine")
+    cache = commands.add_parser("cache", help="show, clean, clear or verify the caches on this machine; "
+                                             "push the download cache to the team's remote")
     actions = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
     actions.add_parser("dir", help="print the download cache's folder").set_defaults(handler=_guarded(_dir))
     stats = actions.add_parser("stats", help="the download cache and every other cache found (pip, uv, "
