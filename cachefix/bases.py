@@ -14,9 +14,10 @@ official image even when the tree has a `python/` folder.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-from cachefix.files import UnreadableFile, read_dockerfile
+from cachefix.files import read_text_or_none
 from cachefix.limits import OverLimit
 from cachefix.rewriter.context import BaseImage, image_name, replay
 from cachefix.rewriter.dockerfile import DockerfileSyntaxError, parse
@@ -26,12 +27,18 @@ MAX_DEPTH = 4  # foundation → base → minimal → scipy: a stack deeper than 
 
 
 class SiblingBases:
-    """A lookup from image reference to the base image a sibling folder's Dockerfile builds."""
+    """A lookup from image reference to the base image a sibling folder's Dockerfile builds.
 
-    def __init__(self, path: Path, depth: int = 0, cache: dict[Path, BaseImage | None] | None = None) -> None:
+    `read` reads a sibling's Dockerfile (None: it cannot be read); the result cache passes one
+    that records what was read, so that an entry is used again only while those files are the same.
+    """
+
+    def __init__(self, path: Path, depth: int = 0, cache: dict[Path, BaseImage | None] | None = None,
+                 read: Callable[[Path], str | None] = read_text_or_none) -> None:
         self.path = path
         self.depth = depth
         self.cache = {} if cache is None else cache
+        self.read = read
 
     def __call__(self, reference: str) -> BaseImage | None:
         name = image_name(reference)
@@ -48,11 +55,14 @@ class SiblingBases:
     def _read(self, candidate: Path) -> BaseImage | None:
         if candidate.resolve() == self.path.resolve():
             return None
-        try:  # the runner's reader: regular files only, within the size limit
-            dockerfile = parse(read_dockerfile(candidate).text)
-        except (UnreadableFile, DockerfileSyntaxError, OverLimit, OSError):
+        text = self.read(candidate)  # the runner's reader: regular files only, within the size limit
+        if text is None:
             return None
-        replayed = replay(dockerfile, SiblingBases(candidate, self.depth + 1, self.cache))
+        try:
+            dockerfile = parse(text)
+        except (DockerfileSyntaxError, OverLimit):
+            return None
+        replayed = replay(dockerfile, SiblingBases(candidate, self.depth + 1, self.cache, self.read))
         if not replayed.stages:
             return None
         last = replayed.stages[-1]

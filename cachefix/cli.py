@@ -165,6 +165,9 @@ def _add_lint_options(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="text: only the findings, one a line (`path:line:col: CODE message`), and the "
                              "errors; no summary, no progress bar")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="lint every file again: neither read nor write the cache of results, kept per file "
+                             "content and settings (in ~/.cache/cachefix-lint on Linux; also CACHEFIX_NO_CACHE=1)")
     parser.add_argument("--no-color", action="store_true",
                         help="never colour the output (it is coloured only on a terminal without NO_COLOR)")
 

@@ -7,11 +7,11 @@ easy to test on strings.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from cachefix.limits import check_parsed, check_text
-from cachefix.model import Edit, Finding
+from cachefix.model import Edit, Finding, Outcome, Settings
 from cachefix.rewriter.context import BaseLookup, replay
 from cachefix.rewriter.dockerfile import Dockerfile, DockerfileSyntaxError, parse
 from cachefix.rewriter.edits import EditConflict, apply
@@ -19,38 +19,13 @@ from cachefix.rewriter.guard import unintended_change
 from cachefix.rewriter.mounts import parse_mount
 from cachefix.rewriter.syntax import directive_edit
 from cachefix.rules.builtin.syntax import SyntaxRule
-from cachefix.rules.rule import FileScope, Rule
+from cachefix.rules.rule import FileScope
 from cachefix.suppressions import InvalidSuppression, Suppressions, skips_file
 
 
 class BrokenRewrite(Exception):
     """A fix that would make the file invalid, or change more than its cache settings: a bug in
     cachefix or a rule plugin, never written."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What a run was asked to do, independent of any one file."""
-
-    rules: Sequence[Rule]
-    syntax: str | None = None  # None: the default frontend; "none": never write one
-    images: Mapping[str, str] = field(default_factory=dict)  # private base image → the image it is built like
-
-
-@dataclass
-class Outcome:
-    """Findings on the original text, the fixed text, and what the fixed text still has.
-
-    `ignored` and `still_ignored` are what ignore comments silenced in the original and in the
-    fixed text; `skipped` is a file with `# cachefix: skip-file`, neither parsed nor changed.
-    """
-
-    findings: list[Finding]
-    fixed: str
-    remaining: list[Finding] = field(default_factory=list)
-    ignored: list[Finding] = field(default_factory=list)
-    still_ignored: list[Finding] = field(default_factory=list)
-    skipped: bool = False
 
 
 def _in_order(findings: Iterable[Finding]) -> list[Finding]:

@@ -101,6 +101,14 @@ def read_dockerfile(path: Path) -> Snapshot:
         raise UnreadableFile(f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
 
 
+def read_text_or_none(path: Path) -> str | None:
+    """The text `read_dockerfile` reads, or None where it cannot (a file that may not be there)."""
+    try:
+        return read_dockerfile(path).text
+    except (UnreadableFile, OSError):
+        return None
+
+
 def write_atomically(path: Path, text: str, read: Snapshot) -> bool:
     """Replace the file `read` came from with `text` in one rename; False if it already holds `text`.
 

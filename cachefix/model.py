@@ -6,10 +6,14 @@ applies edits) and the reporters (which print them in text, JSON, SARIF, GitHub,
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from cachefix.rules.rule import Rule
 
 
 class Severity(str, Enum):
@@ -56,6 +60,31 @@ class Finding:
     @property
     def fixable(self) -> bool:
         return bool(self.edits)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a run was asked to do, independent of any one file."""
+
+    rules: Sequence[Rule]
+    syntax: str | None = None  # None: the default frontend; "none": never write one
+    images: Mapping[str, str] = field(default_factory=dict)  # private base image → the image it is built like
+
+
+@dataclass
+class Outcome:
+    """Findings on the original text, the fixed text, and what the fixed text still has.
+
+    `ignored` and `still_ignored` are what ignore comments silenced in the original and in the
+    fixed text; `skipped` is a file with `# cachefix: skip-file`, neither parsed nor changed.
+    """
+
+    findings: list[Finding]
+    fixed: str
+    remaining: list[Finding] = field(default_factory=list)
+    ignored: list[Finding] = field(default_factory=list)
+    still_ignored: list[Finding] = field(default_factory=list)
+    skipped: bool = False
 
 
 @dataclass(frozen=True)

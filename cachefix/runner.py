@@ -3,6 +3,9 @@
 Everything a user can get wrong before a file is touched (an unknown code, a broken
 configuration file, an --output that cannot be written) is found first, so such a run changes
 nothing and ends with one line on stderr and exit status 2.
+
+A file whose outcome is in the result cache (`cachefix.result_cache`) is neither parsed nor
+linted, and the engine, the rules and the shell parser are imported only for a file that is not.
 """
 
 from __future__ import annotations
@@ -16,15 +19,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
-from cachefix.bases import SiblingBases
 from cachefix.compose import ComposeError, with_compose_builds
 from cachefix.config import FAIL_ON, Config, ConfigError, Configurations, unknown_code
 from cachefix.discovery import BadPath, BadPattern, find_dockerfiles, warn_on_stderr
-from cachefix.engine import BrokenRewrite, Outcome, Settings, check, fix
-from cachefix.files import ChangedMeanwhile, Declined, UnreadableFile, read_dockerfile, write_atomically
-from cachefix.model import FileError, FileResult, LintReport
-from cachefix.rewriter.dockerfile import DockerfileSyntaxError
-from cachefix.rules.registry import DeferredRule, UnknownRule, select_rules
+from cachefix.files import (
+    ChangedMeanwhile,
+    Declined,
+    UnreadableFile,
+    read_dockerfile,
+    read_text_or_none,
+    write_atomically,
+)
+from cachefix.model import FileError, FileResult, LintReport, Outcome, Settings
+from cachefix.result_cache import Cached, ResultCache, default_root, disabled_by_environment, text_digest
+from cachefix.rules.registry import DeferredRule, UnknownRule, plugin_modules, select_rules
 from cachefix.shown import escaped
 from cachefix.workers import Orphaned, bind_to_parent
 
@@ -115,25 +123,20 @@ def _say_which_folders_are_empty(paths: list[str], found_in: set[str], linted_in
                   "api.Dockerfile, Containerfile)", file=sys.stderr)
 
 
-def process(path: Path, settings: Settings, *, fixing: bool, write: bool) -> tuple[FileResult | None,
-                                                                                  list[FileError]]:
+def process(path: Path, settings: Settings, *, fixing: bool, write: bool,
+            cache: ResultCache | None = None) -> tuple[FileResult | None, list[FileError]]:
     """Lint (and fix) one file; problems become FileErrors and the file is left as it was."""
     try:
         read = read_dockerfile(path)
-        bases = SiblingBases(path)
-        outcome = fix(read.text, settings, bases) if fixing else check(read.text, settings, bases)
-    except UnreadableFile as exc:
-        return None, [FileError(path, str(exc))]
-    except DockerfileSyntaxError as exc:
-        return None, [FileError(path, exc.message, exc.line)]
-    except BrokenRewrite as exc:
-        return None, [FileError(path, str(exc))]
-    except Exception as exc:  # a bug in cachefix or a plugin rule: this file is reported, the run goes on
-        if os.environ.get("CACHEFIX_DEBUG"):
-            raise
-        return None, [FileError(path, f"internal error, the file is left as it was ({type(exc).__name__}: "
-                                      f"{escaped(str(exc))[:200]}); please report it with this file "
-                                      "(CACHEFIX_DEBUG=1 shows the traceback)")]
+        key = _cache_key(cache, path, read.text, settings)
+        cached = cache.get(key, read_text_or_none) if cache is not None and key is not None else None
+        if cached is not None and not (fixing and any(f.fixable for f in cached.findings)):
+            outcome, sources = Outcome(cached.findings, read.text, cached.findings, cached.ignored, cached.ignored,
+                                       cached.skipped), None
+        else:
+            outcome, sources = _lint(path, read.text, settings, fixing=fixing)
+    except Exception as exc:  # each kind becomes the file's error; the run goes on
+        return None, [_file_error(path, exc)]
     result = FileResult(path, findings=outcome.findings, remaining=outcome.remaining,
                         ignored=outcome.still_ignored if fixing else outcome.ignored,
                         original=read.text, fixed=outcome.fixed, skipped=outcome.skipped)
@@ -143,13 +146,71 @@ def process(path: Path, settings: Settings, *, fixing: bool, write: bool) -> tup
         except Declined as exc:
             result.declined = str(exc)
             _not_written(result, outcome)
+            return result, []
         except ChangedMeanwhile as exc:
             _not_written(result, outcome)
             return result, [FileError(path, str(exc))]
         except OSError as exc:
             _not_written(result, outcome)
             return result, [FileError(path, f"cannot write: {exc.strerror or exc}")]
+    if cache is not None and key is not None and sources is not None and (write or not result.changed):
+        _remember(cache, path, settings, outcome, sources)
     return result, []
+
+
+def _lint(path: Path, text: str, settings: Settings, *, fixing: bool) -> tuple[Outcome, dict[Path, str | None]]:
+    """The outcome, and the sibling Dockerfiles read for it (base images built in the tree)."""
+    from cachefix.bases import SiblingBases
+    from cachefix.engine import check, fix
+
+    sources: dict[Path, str | None] = {}
+
+    def read(candidate: Path) -> str | None:
+        sources[candidate] = read_text_or_none(candidate)
+        return sources[candidate]
+
+    bases = SiblingBases(path, read=read)
+    return (fix(text, settings, bases) if fixing else check(text, settings, bases)), sources
+
+
+def _file_error(path: Path, exc: Exception) -> FileError:
+    """What went wrong with one file. A bug in cachefix or a plugin rule is reported like the rest
+    (the run goes on), unless CACHEFIX_DEBUG asks for the traceback."""
+    from cachefix.engine import BrokenRewrite
+    from cachefix.rewriter.dockerfile import DockerfileSyntaxError
+
+    if isinstance(exc, DockerfileSyntaxError):
+        return FileError(path, exc.message, exc.line)
+    if isinstance(exc, UnreadableFile | BrokenRewrite):
+        return FileError(path, str(exc))
+    if os.environ.get("CACHEFIX_DEBUG"):
+        raise exc
+    return FileError(path, f"internal error, the file is left as it was ({type(exc).__name__}: "
+                           f"{escaped(str(exc))[:200]}); please report it with this file "
+                           "(CACHEFIX_DEBUG=1 shows the traceback)")
+
+
+def _settings_key(settings: Settings) -> str | None:
+    """What of the settings an outcome depends on; None for rules not from the registry (never cached)."""
+    if not all(isinstance(rule, DeferredRule) for rule in settings.rules):
+        return None
+    rules = [(tuple(rule.entry), rule.options) for rule in settings.rules]  # type: ignore[attr-defined]
+    return repr((rules, settings.syntax, sorted(settings.images.items())))
+
+
+def _cache_key(cache: ResultCache | None, path: Path, text: str, settings: Settings) -> str | None:
+    described = _settings_key(settings) if cache is not None else None
+    return None if cache is None or described is None else cache.key(path, text, described)
+
+
+def _remember(cache: ResultCache, path: Path, settings: Settings, outcome: Outcome,
+              sources: dict[Path, str | None]) -> None:
+    """Cache what the text now on disk has: after a fix was written, the fixed text's remaining
+    findings (for a check, or a fix that changed nothing, those are the text's findings)."""
+    key = _cache_key(cache, path, outcome.fixed, settings)
+    if key is not None:
+        cache.put(key, Cached(outcome.remaining, outcome.still_ignored, outcome.skipped),
+                  {candidate: text_digest(text) for candidate, text in sources.items()})
 
 
 def _not_written(result: FileResult, outcome: Outcome) -> None:
@@ -164,15 +225,17 @@ PARALLEL_FROM = 48
 _jobs: list[Job] = []  # what forked workers lint, inherited rather than pickled
 
 
-def _lint_job(index: int, fixing: bool, write: bool) -> tuple[FileResult | None, list[FileError]]:
+def _lint_job(index: int, fixing: bool, write: bool, cache: ResultCache | None) -> tuple[FileResult | None,
+                                                                                         list[FileError]]:
     job = _jobs[index]
     try:
-        return process(job.path, job.settings, fixing=fixing, write=write)
+        return process(job.path, job.settings, fixing=fixing, write=write, cache=cache)
     except Orphaned:  # a worker of a run that was killed: it must not write, nor wait for a reader
         os._exit(1)
 
 
-def lint_all(jobs: list[Job], *, fixing: bool, write: bool) -> Iterator[tuple[Job, tuple[FileResult | None,
+def lint_all(jobs: list[Job], *, fixing: bool, write: bool,
+             cache: ResultCache | None = None) -> Iterator[tuple[Job, tuple[FileResult | None,
                                                                                      list[FileError]]]]:
     """Each job with its result, in order; a large tree is split over the CPUs (forked workers:
     the rules are imported once, before the fork)."""
@@ -181,7 +244,7 @@ def lint_all(jobs: list[Job], *, fixing: bool, write: bool) -> Iterator[tuple[Jo
     workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
     if len(jobs) < PARALLEL_FROM or workers < 2 or not hasattr(os, "fork"):
         for index, job in enumerate(jobs):
-            yield job, _lint_job(index, fixing, write)
+            yield job, _lint_job(index, fixing, write, cache)
         return
     import multiprocessing  # only for large trees: a hook checking one file never pays for it
     from concurrent.futures import ProcessPoolExecutor
@@ -190,7 +253,7 @@ def lint_all(jobs: list[Job], *, fixing: bool, write: bool) -> Iterator[tuple[Jo
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                              initializer=bind_to_parent, initargs=(os.getpid(),)) as pool:
         chunk = max(1, len(jobs) // (workers * 4))
-        results = pool.map(functools.partial(_lint_job, fixing=fixing, write=write), range(len(jobs)),
+        results = pool.map(functools.partial(_lint_job, fixing=fixing, write=write, cache=cache), range(len(jobs)),
                            chunksize=chunk)
         yield from zip(jobs, results, strict=True)
 
@@ -234,6 +297,13 @@ def _same_file(name: str, path: Path) -> bool:
         return False
 
 
+def _result_cache(args: argparse.Namespace) -> ResultCache | None:
+    """The cache of outcomes, unless --no-cache or CACHEFIX_NO_CACHE turns it off."""
+    if getattr(args, "no_cache", False) or disabled_by_environment():
+        return None
+    return ResultCache(default_root(), plugin_modules())
+
+
 def run_lint(args: argparse.Namespace) -> int:
     fixing = args.command == "fix"
     diff_only = fixing and getattr(args, "diff", False)
@@ -248,7 +318,7 @@ def run_lint(args: argparse.Namespace) -> int:
     # In --diff mode the report describes the fixed text, as if the diff had been applied.
     report = LintReport(fixing=fixing)
     failing = False
-    outcomes = lint_all(jobs, fixing=fixing, write=fixing and not diff_only)
+    outcomes = lint_all(jobs, fixing=fixing, write=fixing and not diff_only, cache=_result_cache(args))
     for job, (result, errors) in with_progress(outcomes, len(jobs), "Fixing" if fixing else "Checking",
                                                enabled=not args.quiet):
         report.errors.extend(errors)

@@ -166,6 +166,12 @@ def all_entries() -> tuple[RuleEntry, ...]:
     return tuple(sorted(found, key=lambda e: e.code))
 
 
+def plugin_modules() -> list[str]:
+    """The modules the plugins' rules are defined in (what a cached outcome also depends on)."""
+    return sorted({entry.reference.partition(":")[0] for entry in all_entries()
+                   if not entry.reference.startswith(f"{builtin.__name__}.")})
+
+
 def all_rules() -> tuple[type[Rule], ...]:
     """Every rule class, imported: for listing and explaining rules, not for linting."""
     return tuple(entry.load() for entry in all_entries())
