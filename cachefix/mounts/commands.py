@@ -37,8 +37,8 @@ the mount names none), uid, gid and mode (`-` when the mount writes none of them
 and 0755, but another cache than one that writes them), sharing (shared by default), the stage,
 and file:line. Build arguments are resolved (`--build-arg`, a compose service's `args`,
 ARG defaults; TARGETARCH and the other automatic platform ARGs are this machine's). Mounts with the
-same id, uid, gid and mode share one cache in the builder, even in different Dockerfiles: the rows
-are grouped by cache and `shared by` counts the mounts of each. `--format json` prints one object:
+same id, uid, gid and mode (written or not alike) share one cache in BuildKit, even in different
+Dockerfiles: the rows are grouped by cache and `shared by` counts the mounts of each. `--format json` prints one object:
 {"version": 1, "files": [...], "caches": [{id, uid, gid, mode, explicit, mounts, targets, services}],
 "mounts": [{id, target, uid, gid, mode, explicit, sharing, stage, file, line, services}],
 "errors": [...]} (explicit: the mount writes uid, gid or mode)."""
