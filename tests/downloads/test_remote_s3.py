@@ -211,3 +211,29 @@ def test_a_bad_remote_is_a_usage_error(server, cache_dir: Path) -> None:
     result = cachefix("fetch", url, "--remote", "ftp://host/x")
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "ftp://host/x" in result.stderr
 
+
+
+def test_stats_names_an_unreachable_remote_without_failing(cache_dir: Path, seaweed: Seaweed) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there
+    env = {**seaweed.env(), "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "CACHEFIX_REMOTE": "s3://team/p"}
+    stats = cachefix("cache", "stats", "--downloads", env=env)
+    assert stats.returncode == 0, stats.stderr
+    assert "remote s3://team/p: unreachable" in stats.stdout and "warning" not in stats.stderr
+
+
+def test_a_lease_left_by_a_dead_machine_is_taken_over(server, team: str, tmp_path: Path) -> None:
+    import json
+    import time
+
+    from cachefix.downloads.index import url_key
+
+    url = server.add("/orphan.bin", payload(50_000))
+    put_s3_object(team, f"leases/{url_key(url)}", json.dumps({"owner": "gone/1", "expires": time.time() - 1}).encode())
+    result = cachefix("fetch", url, env=machine(tmp_path, "a"))
+    assert result.returncode == 0, result.stderr
+    assert server.bodies["/orphan.bin"] == 1
+    with pytest.raises(FileNotFoundError):
+        s3_object(team, f"leases/{url_key(url)}")  # released after the download

@@ -62,15 +62,16 @@ class Remote:
             raise InvalidInput(f"remote {spec} needs the obstore package, a dependency of cachefix"
                                f" ({exc}): pip install obstore") from None
 
-    def call(self, what: str, action: Callable[[], T], default: T) -> T:
-        """`action()`, or `default` when the remote is down or fails now (it is then given up)."""
+    def call(self, what: str, action: Callable[[], T], default: T, *, warn: bool = True) -> T:
+        """`action()`, or `default` when the remote is down or fails now (it is then given up,
+        with a warning unless the caller reports the failure itself)."""
         if self.down is not None:
             return default
         try:
             return action()
         except Exception as exc:  # any failure of a remote store must degrade, never fail the fetch
             self.down = f"{what}: {_one_line(exc)}"
-            if _warned.is_set():
+            if _warned.is_set() or not warn:
                 log.info("remote %s failed (%s)", self.tier.location, self.down)
             else:
                 _warned.set()
