@@ -45,7 +45,7 @@ def cached_download(
     sha256: the digest the file must have; a hit then needs no network at all.
     mirrors: URLs of the same file tried in order when `url` fails (`{sha256}` is filled in).
     extract_to: also unpack the archive (tar.gz/bz2/xz/zst, zip) into this directory.
-    offline: never touch the network; raises `OfflineMiss` when the file is not cached.
+    offline: never ask the origin (only this cache and the remote); raises `OfflineMiss` on a miss.
     max_age: seconds during which an unpinned entry is used without asking the server.
     dest: a file (a symlink is written through), a folder (the file keeps the URL's name), or
     `-` for stdout; the file written is returned.

@@ -36,7 +36,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                        help="fetch every `URL [SHA256] [DEST]` line of FILE ('-' for stdin)")
     fetch.add_argument("-j", "--jobs", type=_count, default=4, metavar="N",
                        help="parallel downloads with --manifest (default 4)")
-    fetch.add_argument("--offline", action="store_true", help="never touch the network; fail on a miss")
+    fetch.add_argument("--offline", action="store_true",
+                       help="never ask the origin (this cache and the remote tier only); fail on a miss")
     fetch.add_argument("--max-age", metavar="DURATION", default="0s",
                        help="use an unpinned entry without revalidating for this long, e.g. 1h, 7d "
                             "(default 0s: ask the server every time)")
