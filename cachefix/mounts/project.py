@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cachefix.compose import ComposeError, looks_like_compose, read_compose
+from cachefix.compose import COMPOSE_NAMES, ComposeError, looks_like_compose, read_compose
 from cachefix.config import ConfigError, Configurations
 from cachefix.discovery import BadPath, BadPattern, Warn, find_dockerfiles, warn_on_stderr
 from cachefix.files import UnreadableFile, read_dockerfile
@@ -94,6 +94,7 @@ def find_builds(paths: Sequence[str], build_args: Mapping[str, str], target: str
                 builds.setdefault(key, []).append(service.service)
         else:
             plain.append(given)
+            _say_compose_is_not_read(path, warn)
     configurations = Configurations()
     try:
         for found in find_dockerfiles(plain, warn=warn):
@@ -103,6 +104,16 @@ def find_builds(paths: Sequence[str], build_args: Mapping[str, str], target: str
         raise ProjectError(str(exc)) from None
     return [Build(dockerfile, dict(args), tuple(services), stage) for (dockerfile, args, stage), services
             in builds.items()]
+
+
+def _say_compose_is_not_read(folder: Path, warn: Warn) -> None:
+    """A folder given whose compose file builds its Dockerfiles with other args than their ARG
+    defaults: the map of the folder alone may name other caches than the build uses."""
+    for name in COMPOSE_NAMES:
+        if (folder / name).is_file():
+            warn(f"{folder / name} is not read for {folder}: give it as a PATH so that its services' "
+                 "build args and targets apply")
+            return
 
 
 def cache_map(paths: Sequence[str], build_args: Mapping[str, str] | None = None, target: str | None = None,

@@ -163,3 +163,12 @@ def test_check_and_fix_work_on_every_dockerfile_the_stack_builds(stack, capsys):
         assert "--mount=type=cache" in (stack / name / "Dockerfile").read_text()
     assert (stack / "unrelated" / "Dockerfile").read_text() == UNFIXED
     assert (stack / "compose.yaml").read_text().startswith("services:")
+
+
+def test_a_folder_with_a_compose_file_says_to_name_it(stack, capsys):
+    _write(stack, "services:\n  api: {build: {context: api, args: {UID: '1001'}}}\n")
+    document = _listed(capsys, ".")
+    assert {m["uid"] for m in document["mounts"] if m["file"] == "api/Dockerfile"} == {"1000", "0"}
+    assert document["stderr"] == ("cachefix: warning: compose.yaml is not read for .: give it as a PATH so that "
+                                  "its services' build args and targets apply\n")
+    assert _listed(capsys, "compose.yaml")["stderr"] == ""
