@@ -120,6 +120,8 @@ def scoped(run: RunContext, mount: CacheMount, scope: str | None) -> tuple[Cache
             return mount, []
     else:
         suffix, needs = _arch(run)
+        if needs is not None and run.instruction.keyword == "ONBUILD":
+            return mount, []  # it runs in another build, whose stages this file cannot declare the ARG in
         if needs is not None and not _declared(run, needs):
             extra.append(_declaration(run, needs))
     return mount._replace(id=f"{mount.id or mount.target}-{suffix}"), extra

@@ -131,3 +131,10 @@ def test_the_guard_lets_a_fix_declare_only_an_automatic_platform_arg():
     assert unintended_change(before, parse("FROM debian\nARG HTTP_PROXY\nRUN true\n"), None) is not None
     declared = parse("FROM debian\nARG TARGETARCH\nRUN true\n")
     assert unintended_change(declared, parse("FROM debian\nRUN true\n"), None) is not None  # never removed
+
+
+def test_an_onbuild_run_gets_no_arch_variable_but_a_static_scope(tmp_path):
+    text = "FROM debian:12\nONBUILD RUN apt-get update && apt-get install -y curl\n"
+    arch = _fix(tmp_path, text, "--id-scope", "arch")
+    assert "ARG" not in arch and "TARGETARCH" not in arch and "--mount=type=cache" in arch
+    assert "id=/var/cache/apt-debian-bookworm" in _fix(tmp_path, text, "--id-scope", "distro")
