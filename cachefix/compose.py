@@ -31,6 +31,7 @@ OVERRIDE_NAMES = ("compose.override.yaml", "compose.override.yml", "docker-compo
                   "docker-compose.override.yml")
 YAML_SUFFIXES = (".yaml", ".yml")
 COMPOSE_LIMIT = 4 * 1024 * 1024
+_NULL, _MERGE = "tag:yaml.org,2002:null", "tag:yaml.org,2002:merge"
 _REMOTE_CONTEXT = re.compile(r"^(https?://|git@|git://|ssh://|github\.com/)")
 # `$$`, `${NAME}`, `${NAME<op>word}` (word without `}` or `$`), `$NAME`; anything else after a `$` is reported.
 _VARIABLE = re.compile(r"\$(?:(?P<dollar>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])"
@@ -232,14 +233,15 @@ def _load(path: Path) -> Any:
 
 @functools.cache
 def _string_loader() -> type:
-    """A safe YAML loader that resolves only nulls: every other scalar stays the text it was written as."""
+    """A safe YAML loader that resolves only nulls and merge keys (`<<: *defaults`): every other
+    scalar stays the text it was written as."""
     import yaml
 
     class StringLoader(yaml.SafeLoader):
         pass
 
     StringLoader.yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag == "tag:yaml.org,2002:null"]
+        first: [(tag, regexp) for tag, regexp in resolvers if tag in (_NULL, _MERGE)]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
     return StringLoader

@@ -172,3 +172,21 @@ def test_a_folder_with_a_compose_file_says_to_name_it(stack, capsys):
     assert document["stderr"] == ("cachefix: warning: compose.yaml is not read for .: give it as a PATH so that "
                                   "its services' build args and targets apply\n")
     assert _listed(capsys, "compose.yaml")["stderr"] == ""
+
+
+def test_yaml_anchors_and_merge_keys_are_read_as_compose_reads_them(stack):
+    compose = _write(stack, """
+x-build: &build
+  context: api
+  args: {UID: "1001"}
+services:
+  api:
+    build: *build
+  api-debug:
+    build:
+      <<: *build
+      target: test
+""")
+    builds = read_compose(compose, environ={})
+    assert [(b.service, b.dockerfile.name, dict(b.build_args), b.target) for b in builds] == [
+        ("api", "Dockerfile", {"UID": "1001"}, None), ("api-debug", "Dockerfile", {"UID": "1001"}, "test")]
