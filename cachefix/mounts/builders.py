@@ -109,13 +109,13 @@ class Docker:
             return False
 
     def image_for(self, job: CacheJob) -> str:
-        """An image to run `tar` in: the first FROM image of the cache's stages the daemon has, else
-        --helper-image."""
+        """An image to run `tar` in: --helper-image, else the first FROM image of the cache's stages
+        that the daemon has."""
+        if self.helper_image:
+            return self.helper_image
         for image in job.images:
             if _run([self.binary, "image", "inspect", "--format", "{{.Id}}", image]).returncode == 0:
                 return image
-        if self.helper_image:
-            return self.helper_image
         tried = ", ".join(job.images) or "no image (its stages are FROM scratch)"
         raise BuilderError(f"no image to run tar in: the daemon has none of {tried}; `docker pull` one, or pass "
                            "--helper-image IMAGE (any image with sh and tar, e.g. debian:bookworm-slim)")
@@ -140,11 +140,16 @@ class Docker:
                 problem = exc
             while proc.stdout.read(1 << 20):
                 pass
-            proc.wait(timeout=BUILD_TIMEOUT)
+            try:
+                proc.wait(timeout=BUILD_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise BuilderError(f"the throwaway build took more than {BUILD_TIMEOUT:.0f} s") from None
             log.seek(0)
             words = _last_words(log.read().decode(errors="replace"))
         if proc.returncode != 0:
-            raise BuilderError(f"the throwaway build failed (exit {proc.returncode}): {words}")
+            raise BuilderError(f"the throwaway build failed (exit {proc.returncode}; its image needs sh and tar, "
+                               f"--helper-image names another): {words}")
         if isinstance(problem, ArchiveDamaged):
             raise BuilderError(str(problem))
         if problem is not None or not found:

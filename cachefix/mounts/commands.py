@@ -95,8 +95,8 @@ def _add_transfer_command(actions: argparse._SubParsersAction, verb: str, help_l
     parser.add_argument("--exclude", metavar="GLOB", action="append", default=[],
                         help="not the caches whose id or a target matches GLOB; repeatable")
     parser.add_argument("--helper-image", metavar="IMAGE",
-                        help="docker: the image the throwaway copy build runs tar in when the daemon has none of "
-                             "the FROM images of the stages that mount the cache (any image with sh and tar)")
+                        help="docker: the image the throwaway copy build runs tar in (any image with sh and tar; "
+                             "default: the first FROM image of the stages that mount the cache that the daemon has)")
     parser.set_defaults(handler=_transfer)
 
 

@@ -130,13 +130,21 @@ def _display() -> Display:
     return Display(wanted(None))
 
 
-def export_caches(args: argparse.Namespace) -> int:
-    """Copy each cache of the map out of the builder into DIR. Exit status as `mounts export --help` says."""
+def _guarded(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """The command's exit status; exit 2 with one line for what stops it before or between caches."""
     try:
-        return _export(args)
+        return command(args)
     except (TransferError, ManifestError) as exc:
         _error(str(exc))
         return EXIT_ERROR
+    except OSError as exc:  # DIR not writable, a full disk
+        _error(f"{exc.filename or args.dir}: {exc.strerror or exc}")
+        return EXIT_ERROR
+
+
+def export_caches(args: argparse.Namespace) -> int:
+    """Copy each cache of the map out of the builder into DIR. Exit status as `mounts export --help` says."""
+    return _guarded(_export, args)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -213,11 +221,7 @@ def _export_one(builder: Builder, job: Job, folder: Path, previous: Entry | None
 
 def import_caches(args: argparse.Namespace) -> int:
     """Put each cache of the map that DIR holds back into the builder. Exit status as `--help` says."""
-    try:
-        return _import(args)
-    except (TransferError, ManifestError) as exc:
-        _error(str(exc))
-        return EXIT_ERROR
+    return _guarded(_import, args)
 
 
 def _import(args: argparse.Namespace) -> int:

@@ -190,6 +190,10 @@ def test_bad_arguments_exit_2(buildah: Buildah, capsys) -> None:
     assert main(["mounts", "export", "out"]) == 2
     assert "invalid value 'abc' for uid" in capsys.readouterr().err
     assert not Path("out").exists()
+    Path("Dockerfile").write_text(DOCKERFILE)
+    Path("a-file").write_text("not a folder")
+    assert main(["mounts", "export", "a-file"]) == 2
+    assert "cannot make a-file" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("version", "expected"), [
@@ -228,6 +232,9 @@ def test_dockerd_needs_an_image_with_tar(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(BuilderError, match=r"none of python:3\.11-slim.*--helper-image"):
         builders.Docker().image_for(job)
     assert builders.Docker(helper_image="debian:bookworm-slim").image_for(job) == "debian:bookworm-slim"
+    monkeypatch.setattr(builders, "_run", lambda argv, **_: builders.subprocess.CompletedProcess(argv, 0, "", ""))
+    assert builders.Docker().image_for(job) == "python:3.11-slim"
+    assert builders.Docker(helper_image="busybox").image_for(job) == "busybox"  # the user knows best
 
 
 def test_fit_keeps_the_largest_first() -> None:
