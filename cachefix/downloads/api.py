@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from cachefix.downloads.fetch import Fetcher, Request, Result
 from cachefix.downloads.materialize import destination, place
 from cachefix.downloads.progress import Display
-from cachefix.downloads.remote.shared import configured
+from cachefix.downloads.remote import chosen
+from cachefix.downloads.remote.shared import Remote
 from cachefix.downloads.store import Store, default_root
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def cached_download(
     """
     fetcher = Fetcher(_store(Path(cache_dir) if cache_dir else default_root()), offline=offline,
                       max_age=max_age, retries=retries, timeout=timeout, display=Display(progress),
-                      remote=configured(remote))
+                      remote=_remote(chosen(remote)))
     with fetcher, fetcher.display:
         result, placed = deliver(fetcher, Request(url, sha256, tuple(mirrors)), dest=dest,
                                  extract_to=extract_to, link=link)
@@ -87,6 +88,13 @@ def deliver(
     if dest is not None:
         placed = place(result.path, where, link=link)
     return result, placed
+
+
+@lru_cache(maxsize=8)
+def _remote(spec: str | None) -> Remote | None:
+    """One remote per spec for the process: its connections are reused, and one that failed
+    stays given up instead of costing its timeout on every call."""
+    return None if spec is None else Remote.open(spec)
 
 
 @lru_cache(maxsize=8)

@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -122,10 +123,12 @@ def chosen(flag: str | None = None, *, disabled: bool = False) -> str | None:
     return (spec or "").strip() or None
 
 
+@lru_cache(maxsize=16)
 def configured_in(folder: Path) -> str | None:
     """`remote` from the nearest `.cachefix.toml` or `[tool.cachefix]` in pyproject.toml, walking up
     to the repository's root as lint does. A file that does not mention `remote` is not parsed, so
-    a fetch does not pay for the configuration module unless it is needed."""
+    a fetch does not pay for the configuration module unless it is needed; the answer is kept for
+    the process (an API call in a loop would otherwise walk the folders each time)."""
     from cachefix.files import read_regular_file
     from cachefix.limits import MAX_CONFIG_BYTES
 
