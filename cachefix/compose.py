@@ -77,6 +77,8 @@ def read_compose(path: Path, environ: Mapping[str, str] | None = None,
         raise ComposeError(f"{path}: not a compose file (no top-level `services:` mapping)")
     variables = _Variables(path, os.environ if environ is None else environ)
     folder = path.parent
+    if "include" in data and warn is not None:
+        warn(f"{path}: `include` is not read: name the compose files it includes too")
     builds: list[ServiceBuild] = []
     skipped = False
     for name, service in data["services"].items():

@@ -190,3 +190,14 @@ services:
     builds = read_compose(compose, environ={})
     assert [(b.service, b.dockerfile.name, dict(b.build_args), b.target) for b in builds] == [
         ("api", "Dockerfile", {"UID": "1001"}, None), ("api-debug", "Dockerfile", {"UID": "1001"}, "test")]
+
+
+def test_include_extends_and_override_files_are_named_in_warnings(stack):
+    compose = _write(stack, "include: [other/compose.yaml]\nservices:\n  api: {build: api}\n"
+                            "  api2: {extends: {service: api}}\n")
+    _write(stack, "services: {}\n", "compose.override.yaml")
+    heard: list[str] = []
+    assert [b.service for b in read_compose(compose, environ={}, warn=heard.append)] == ["api"]
+    assert len(heard) == 3
+    assert "`include` is not read" in heard[0] and "service 'api2' extends" in heard[1]
+    assert heard[2].startswith(f"{stack / 'compose.override.yaml'} is not merged")
