@@ -60,7 +60,7 @@ def test_the_action_is_a_composite_action_whose_references_resolve():
     assert order.index("Restore the caches") < order.index("Import them into the builder")
     assert order.index("Export the caches from the builder") < order.index("Save them")
     assert _step("Restore the caches")["if"] == "inputs.step == 'restore'"
-    assert _step("Save them")["if"] == "inputs.step == 'save'"
+    assert _step("Save them")["if"] == "always() && inputs.step == 'save' && steps.map.outcome == 'success'"
 
 
 def _cachefix_lines() -> list[str]:
