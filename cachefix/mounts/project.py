@@ -24,6 +24,10 @@ class ProjectError(ValueError):
     """PATHS that give no cache map at all (a missing path, a compose file that cannot be read): one line."""
 
 
+class UnreadableBuild(ValueError):
+    """A Dockerfile of the project that cannot be read or parsed: one line, naming it."""
+
+
 @dataclass(frozen=True)
 class Build:
     """One Dockerfile as it is built: with these build arguments, for these compose services."""
@@ -116,6 +120,18 @@ def _say_compose_is_not_read(folder: Path, warn: Warn) -> None:
             return
 
 
+def _mounts_of(build: Build) -> list[CacheMount]:
+    """The build's cache mounts; UnreadableBuild or MountProblem naming the file (and line)."""
+    try:
+        dockerfile = parse(read_dockerfile(build.dockerfile).text)
+    except UnreadableFile as exc:
+        raise UnreadableBuild(f"{build.dockerfile}: {exc}") from None
+    except DockerfileSyntaxError as exc:
+        line = f":{exc.line}" if exc.line else ""
+        raise UnreadableBuild(f"{build.dockerfile}{line}: {exc.message}") from None
+    return mounts_in(dockerfile, str(build.dockerfile), build.build_args, build.target)
+
+
 def cache_map(paths: Sequence[str], build_args: Mapping[str, str] | None = None, target: str | None = None,
               warn: Warn = warn_on_stderr) -> CacheMap:
     """The cache map of PATHS. A Dockerfile that cannot be read or parsed, or holds a mount BuildKit
@@ -125,20 +141,13 @@ def cache_map(paths: Sequence[str], build_args: Mapping[str, str] | None = None,
     seen: dict[CacheMount, int] = {}
     for build in result.builds:
         try:
-            dockerfile = parse(read_dockerfile(build.dockerfile).text)
-            mounts = mounts_in(dockerfile, str(build.dockerfile), build.build_args, build.target)
-        except UnreadableFile as exc:
-            result.errors.append(f"{build.dockerfile}: {exc}")
-            continue
-        except DockerfileSyntaxError as exc:
-            line = f":{exc.line}" if exc.line else ""
-            result.errors.append(f"{build.dockerfile}{line}: {exc.message}")
-            continue
-        except MountProblem as exc:
-            result.errors.append(str(exc))
+            mounts = _mounts_of(build)
+        except (UnreadableBuild, MountProblem) as exc:  # each once: a file built with other arguments is read again
+            if str(exc) not in result.errors:
+                result.errors.append(str(exc))
             continue
         for mount in mounts:
-            if mount in seen:  # one file built by two services with the same arguments
+            if mount in seen:  # a file built with other arguments that do not change this mount
                 entry = result.mounts[seen[mount]]
                 result.mounts[seen[mount]] = MappedMount(mount, entry.services + build.services)
             else:

@@ -201,3 +201,11 @@ def test_include_extends_and_override_files_are_named_in_warnings(stack):
     assert len(heard) == 3
     assert "`include` is not read" in heard[0] and "service 'api2' extends" in heard[1]
     assert heard[2].startswith(f"{stack / 'compose.override.yaml'} is not merged")
+
+
+def test_a_broken_dockerfile_built_twice_is_one_error(stack, capsys):
+    (stack / "api" / "Dockerfile").write_text("FROM debian\nRUN --mount=type=cache,target=/c,uid=x true\n")
+    _write(stack, "services:\n  a: {build: {context: api, args: {X: '1'}}}\n  b: {build: {context: api}}\n")
+    assert main(["mounts", "list", "--format", "json", "compose.yaml"]) == 2
+    document = json.loads(capsys.readouterr().out)
+    assert document["errors"] == ["api/Dockerfile:2: invalid value 'x' for uid in a cache mount"]
