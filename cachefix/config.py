@@ -27,14 +27,9 @@ from typing import Any
 from cachefix.discovery import BadPattern, compile_patterns, warn_on_stderr
 from cachefix.files import read_regular_file
 from cachefix.limits import MAX_CONFIG_BYTES
-from cachefix.model import Severity
-from cachefix.rewriter.context import image_name
-from cachefix.rewriter.syntax import is_image_reference
-from cachefix.rules.id_scope import ID_SCOPES
+from cachefix.model import Options, Severity
 from cachefix.rules.registry import UnknownRule, all_entries, select_rules
-from cachefix.rules.rule import Options
 from cachefix.shown import displayable
-from cachefix.suppressions import InvalidSuppression
 
 NAMES = (".cachefix.toml", "pyproject.toml")  # looked for in this order in each folder
 RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
@@ -59,6 +54,8 @@ class ConfigError(Exception):
 
 def unknown_code(code: str) -> str:
     """Why `code` cannot be selected or ignored, for an error message."""
+    from cachefix.suppressions import InvalidSuppression
+
     if code.upper() == InvalidSuppression.code:
         return f"`{displayable(code)}` (broken suppression comments) cannot be selected or ignored: fix the comment"
     return f"unknown rule code `{displayable(code)}` (see `cachefix rules`)"
@@ -316,8 +313,10 @@ class _Table:
         value = self.data.get("images", {})
         if not isinstance(value, dict):
             raise self.fail("images", f"must be a table of image = \"well-known image\", not {_described(value)}")
+        from cachefix.rewriter.context import image_name  # only for a configuration with images
+
         for name, like in value.items():
-            if not isinstance(like, str) or not is_image_reference(like) or not is_image_reference(name):
+            if not isinstance(like, str) or not _is_image_reference(like) or not _is_image_reference(name):
                 raise self.fail("images", f"`{displayable(name)} = {_described(like)}` must map an image name to an "
                                           "image name (\"corp/python-base\" = \"python\")")
         return tuple((image_name(name), image_name(like)) for name, like in value.items())
@@ -329,6 +328,8 @@ class _Table:
         return value
 
     def options(self, default: Options) -> Options:
+        from cachefix.rules.id_scope import ID_SCOPES  # only for a configuration file
+
         prefix = self.data.get("id-prefix", default.id_prefix)
         if not isinstance(prefix, str) or not _MOUNT_ID.fullmatch(prefix):
             raise self.fail("id-prefix", "must be a string of letters, digits, . _ - : / and whole variables "
@@ -382,9 +383,15 @@ def check_syntax(value: object) -> None:
     The value is written into Dockerfiles as it is, so anything else (a newline above all)
     would let a configuration file in some parent folder add instructions to them.
     """
-    if not isinstance(value, str) or (value != "none" and not is_image_reference(value)):
+    if not isinstance(value, str) or (value != "none" and not _is_image_reference(value)):
         raise ValueError(f"must be an image reference such as \"docker/dockerfile:1.4\", or \"none\"; "
                          f"not {_described(value)}")
+
+
+def _is_image_reference(value: str) -> bool:
+    from cachefix.rewriter.syntax import is_image_reference  # the Dockerfile parser comes with it: only when used
+
+    return is_image_reference(value)
 
 
 def _described(value: object) -> str:

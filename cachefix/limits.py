@@ -12,7 +12,12 @@ one-line error (exit 2) and is left as it is.
 
 from __future__ import annotations
 
-from cachefix.rewriter.dockerfile import Dockerfile, DockerfileSyntaxError, Instruction
+from typing import TYPE_CHECKING
+
+from cachefix.rewriter.errors import DockerfileSyntaxError
+
+if TYPE_CHECKING:
+    from cachefix.rewriter.dockerfile import Dockerfile, Instruction
 
 # Bytes of a Dockerfile: flags and other words are read one by one (25,000 `--mount` flags
 # take seconds). 12 times the largest real Dockerfile.

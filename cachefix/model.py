@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from cachefix.rules.registry import DeferredRule
     from cachefix.rules.rule import Rule
 
 
@@ -63,10 +64,19 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Options:
+    """Settings a rule may honour (from the command line or the configuration file)."""
+
+    id_prefix: str = ""
+    sharing: str | None = None
+    id_scope: str | None = None  # "distro" or "arch": see cachefix.rules.id_scope
+
+
+@dataclass(frozen=True)
 class Settings:
     """What a run was asked to do, independent of any one file."""
 
-    rules: Sequence[Rule]
+    rules: Sequence[Rule | DeferredRule]
     syntax: str | None = None  # None: the default frontend; "none": never write one
     images: Mapping[str, str] = field(default_factory=dict)  # private base image → the image it is built like
 

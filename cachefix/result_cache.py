@@ -1,7 +1,7 @@
 """Findings remembered per file content, so a hook that sees the same files commit after commit
 does not lint them again (ruff's approach).
 
-An entry is the `check` outcome of one text under one set of settings. Its key is a SHA-256 of
+An entry is the `check` outcome of one text under one set of settings. Its key is a BLAKE2b digest of
 everything the outcome depends on: the text, the file's path (sibling base images are looked
 up from it), the settings (rules and their options, `--syntax`, configured images, the
 per-file ignores), cachefix's version and the size and time of every one of its source files
@@ -10,9 +10,10 @@ modules. What the outcome read besides the file, the Dockerfiles of sibling base
 (`cachefix.bases`), is recorded in the entry with a digest of each (or that it was not
 there) and compared again before the entry is used.
 
-Entries are JSON (never pickle: a file in a cache folder must not be able to run code), written
-to a temporary file in the same folder and renamed into place, so concurrent runs never read
-half an entry; an entry that does not parse, or names another key, is a miss. Entries are not
+Entries are Python literals read with `ast.literal_eval` (never pickle: a file in a cache folder
+must not be able to run code; and unlike json, ast is already imported by then), written to a
+temporary file in the same folder and renamed into place, so concurrent runs never read half an
+entry; an entry that does not parse, or names another key, is a miss. Entries are not
 fsynced: a crash loses or truncates one, which is a miss, never a wrong result. A file that
 could not be read, parsed or fixed is never cached.
 
@@ -23,7 +24,7 @@ Linux; not the download cache's folder, whose layout `cachefix cache clear` chec
 
 from __future__ import annotations
 
-import json
+import ast
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -76,9 +77,12 @@ def default_root() -> Path:
 
 
 def _digest(*parts: str | bytes) -> str:
-    import hashlib  # not for a run that caches nothing
+    try:  # hashlib would load OpenSSL, about 3 ms (a tenth of a cached check), for a few small digests
+        from _blake2 import blake2b
+    except ImportError:
+        from hashlib import blake2b
 
-    hasher = hashlib.sha256()
+    hasher = blake2b(digest_size=32)
     for part in parts:
         data = part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part
         hasher.update(len(data).to_bytes(8, "big"))
@@ -91,10 +95,15 @@ def text_digest(text: str | None) -> str | None:
 
 
 def _code_state(plugin_modules: Iterable[str]) -> str:
-    """cachefix's version, its source files' sizes and times, the plugins' modules' and Python's version."""
+    """cachefix's version and its files' sizes and times, the plugins' modules', Python's version.
+
+    Installed from a wheel, the installation's RECORD stands for its files (any reinstall writes
+    it again); a source checkout (an editable install) has each of its files looked at.
+    """
     package = os.path.dirname(os.path.abspath(__file__))
-    files: list[str] = []
-    for folder, subfolders, names in os.walk(package):
+    record = os.path.join(os.path.dirname(package), f"cachefix-{__version__}.dist-info", "RECORD")
+    files: list[str] = [record] if os.path.isfile(record) else []
+    for folder, subfolders, names in [] if files else os.walk(package):
         subfolders[:] = sorted(s for s in subfolders if s != "__pycache__")
         files.extend(os.path.join(folder, name) for name in sorted(names) if name.endswith(".py"))
     for name in sorted(plugin_modules):
@@ -121,13 +130,13 @@ class ResultCache:
         return _digest(self._state, os.path.abspath(path), settings, text)
 
     def _entry_path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.json"
+        return self.root / key[:2] / f"{key}.py-literal"
 
     def get(self, key: str, read_source: Callable[[Path], str | None]) -> Cached | None:
         """The entry for `key`, if there is one and what it read besides the file is unchanged."""
         try:
             with open(self._entry_path(key), encoding="utf-8") as handle:
-                entry = json.load(handle)
+                entry = ast.literal_eval(handle.read())
             if entry.get("key") != key:
                 return None
             for source, digest in entry["sources"].items():
@@ -135,7 +144,7 @@ class ResultCache:
                     return None
             return Cached([_finding(f) for f in entry["findings"]], [_finding(f) for f in entry["ignored"]],
                           bool(entry["skipped"]))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, SyntaxError, MemoryError, RecursionError):
             return None  # none yet, unreadable, or not an entry of this cachefix: a miss
 
     def put(self, key: str, outcome: Cached, sources: Mapping[Path, str | None]) -> None:
@@ -148,7 +157,7 @@ class ResultCache:
             self._make_folder(target.parent)
             temp = target.with_name(f".{key}.{os.getpid()}.tmp")
             with open(temp, "w", encoding="utf-8") as handle:
-                json.dump(entry, handle, separators=(",", ":"))
+                handle.write(repr(entry))
             os.replace(temp, target)
         except OSError:
             return

@@ -177,7 +177,7 @@ def _file_error(path: Path, exc: Exception) -> FileError:
     """What went wrong with one file. A bug in cachefix or a plugin rule is reported like the rest
     (the run goes on), unless CACHEFIX_DEBUG asks for the traceback."""
     from cachefix.engine import BrokenRewrite
-    from cachefix.rewriter.dockerfile import DockerfileSyntaxError
+    from cachefix.rewriter.errors import DockerfileSyntaxError
 
     if isinstance(exc, DockerfileSyntaxError):
         return FileError(path, exc.message, exc.line)

@@ -5,7 +5,7 @@ is never cached; concurrent runs never see half an entry."""
 
 from __future__ import annotations
 
-import json
+import ast
 import os
 import subprocess
 import sys
@@ -34,7 +34,7 @@ def cachefix(*args: str, cache: Path, cwd: Path | None = None, **env: str) -> tu
 
 
 def entries(cache: Path) -> list[Path]:
-    return sorted((cache / "cachefix-lint").glob("*/*.json"))
+    return sorted((cache / "cachefix-lint").glob("*/*.py-literal"))
 
 
 def test_an_unchanged_file_is_answered_from_the_cache_with_the_same_report(tmp_path: Path) -> None:
@@ -114,7 +114,8 @@ def test_a_damaged_entry_is_a_miss_and_is_written_again(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     expected = cachefix("check", str(dockerfile), cache=cache)[:2]
     (entry,) = entries(cache)
-    for damage in (entry.read_text()[:40], "[]", json.dumps({**json.loads(entry.read_text()), "key": "0" * 64})):
+    for damage in (entry.read_text()[:40], "[]", "__import__('os').system('false')",
+                   repr({**ast.literal_eval(entry.read_text()), "key": "0" * 64})):
         entry.write_text(damage)
         status, report, linted = cachefix("check", str(dockerfile), cache=cache)
         assert linted and (status, report) == expected

@@ -3,6 +3,7 @@ that file needs: its start-up is most of its time."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,11 @@ NEW_MODULES = ("import sys; before = set(sys.modules); from cachefix.cli import 
                "print(' '.join(sorted(set(sys.modules) - before)))")
 
 
-def imported_by(*args: str) -> set[str]:
-    """The modules a cachefix command line imports, beyond what the interpreter had at start."""
-    done = subprocess.run([sys.executable, "-c", NEW_MODULES, *args], capture_output=True, text=True)
+def imported_by(*args: str, env: dict[str, str] | None = None) -> set[str]:
+    """The modules a cachefix command line imports, beyond what the interpreter had at start (by
+    default with the result cache off: what linting imports)."""
+    done = subprocess.run([sys.executable, "-c", NEW_MODULES, *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {"CACHEFIX_NO_CACHE": "1"})})
     assert done.returncode in (0, 1), done.stderr
     return set(done.stdout.splitlines()[-1].split())
 
@@ -34,3 +37,14 @@ def test_check_builds_no_other_command_and_imports_no_help_machinery(tmp_path: P
     assert "cachefix.rules.builtin.pip" in modules and "tree_sitter" in modules
     assert not modules & {"cachefix.downloads.commands", "cachefix.mounts.commands", "difflib"}
     assert "shutil" not in modules  # argparse's formatter would import it, for a terminal width never used
+
+
+def test_a_cache_hit_imports_neither_parser_nor_rules_nor_openssl(tmp_path: Path) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM python:3.12\nRUN pip install flask\n")
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "CACHEFIX_NO_CACHE": ""}
+    assert "cachefix.rewriter.dockerfile" in imported_by("check", str(dockerfile), env=env)
+    modules = imported_by("check", str(dockerfile), env=env)
+    assert "cachefix.result_cache" in modules
+    assert not modules & {"cachefix.rewriter.dockerfile", "cachefix.rules.rule", "cachefix.engine", "tree_sitter",
+                          "_hashlib", "json"}

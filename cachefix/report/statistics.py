@@ -6,7 +6,6 @@ from collections import Counter
 from collections.abc import Iterable
 
 from cachefix.report.items import Item
-from cachefix.report.rule_docs import documented_rules
 
 
 def statistics_lines(listed: Iterable[Item]) -> list[str]:
@@ -19,6 +18,8 @@ def statistics_lines(listed: Iterable[Item]) -> list[str]:
             fixable[item.finding.code] += item.finding.fixable
     if not counts:
         return []
+    from cachefix.report.rule_docs import documented_rules  # imports every rule: only when counting
+
     names = {rule.code: rule.name for rule in documented_rules()}
     width = max(len("count"), *(len(str(n)) for n in counts.values()))
     lines = [f"{'count':>{width}}  code   fixable  rule"]

@@ -36,6 +36,8 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from cachefix.rewriter.errors import DockerfileSyntaxError
+
 __all__ = [
     "INSTRUCTIONS",
     "Directive",
@@ -70,18 +72,6 @@ INSTRUCTIONS = frozenset(
     }
 )  # fmt: skip
 """Instructions BuildKit knows; anything else makes :func:`parse` raise."""
-
-
-class DockerfileSyntaxError(Exception):
-    """A Dockerfile BuildKit would refuse (or cachefix cannot analyse), with the 1-based line to blame."""
-
-    def __init__(self, line: int | None, message: str) -> None:
-        super().__init__(message if line is None else f"line {line}: {message}")
-        self.line = line
-        self.message = message
-
-    def __reduce__(self):  # keep picklable (multiprocessing) despite the 2-arg constructor
-        return (type(self), (self.line, self.message))
 
 
 class Directive(NamedTuple):

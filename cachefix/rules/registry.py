@@ -19,11 +19,14 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from functools import cached_property, lru_cache
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from cachefix.model import Finding
+from cachefix.model import Options
 from cachefix.rules import builtin, catalog
-from cachefix.rules.rule import FileScope, Options, Rule, RunRule
+
+if TYPE_CHECKING:  # the rule layer imports the rewriter: not needed to select rules, nor on a cache hit
+    from cachefix.model import Finding
+    from cachefix.rules.rule import FileScope, Rule
 
 
 class UnknownRule(KeyError):
@@ -52,18 +55,21 @@ class RuleEntry(NamedTuple):
 def entry_of(rule: type[Rule]) -> RuleEntry:
     """A loaded rule's entry. Its words are kept only where `RunRule.lint` is what decides,
     run by run, that a RUN mentioning none of them gets no finding."""
+    from cachefix.rules.rule import RunRule
+
     triggers = (tuple(rule.triggers) if issubclass(rule, RunRule) and rule.triggers and rule.lint is RunRule.lint
                 and rule.silenceable else None)
     return RuleEntry(rule.code, rule.name, rule.manager, f"{rule.__module__}:{rule.__qualname__}", triggers)
 
 
-class DeferredRule(Rule):
+class DeferredRule:
     """A selected rule whose module is imported only for a file where one of its RUNs mentions
-    one of the rule's words: most files need a few of the package managers cachefix knows."""
+    one of the rule's words: most files need a few of the package managers cachefix knows. The
+    engine asks it what it asks a rule: `silenceable` and `lint`."""
 
     def __init__(self, entry: RuleEntry, options: Options | None = None) -> None:
-        super().__init__(options)
         self.entry = entry
+        self.options = options or Options()
         self.code, self.manager = entry.code, entry.manager
 
     @cached_property
@@ -72,7 +78,7 @@ class DeferredRule(Rule):
         return self.entry.load()(self.options)
 
     @property
-    def silenceable(self) -> bool:  # type: ignore[override]
+    def silenceable(self) -> bool:
         return self.entry.triggers is not None or self.rule.silenceable
 
     def lint(self, scope: FileScope) -> Iterable[Finding]:
@@ -95,6 +101,11 @@ def builtin_modules() -> list[str]:
 
 def builtin_rules(modules: Iterable[str]) -> list[type[Rule]]:
     """The rule classes defined in these modules of `cachefix.rules.builtin` (imported)."""
+    modules = list(modules)
+    if not modules:
+        return []
+    from cachefix.rules.rule import Rule
+
     found: list[type[Rule]] = []
     for name in modules:
         module = importlib.import_module(f"{builtin.__name__}.{name}")
@@ -155,9 +166,8 @@ def all_entries() -> tuple[RuleEntry, ...]:
     catalogued = [RuleEntry(*row) for row in catalog.BUILTIN_RULES]
     listed = {entry.reference.partition(":")[0].rpartition(".")[2] for entry in catalogued}
     uncatalogued = builtin_rules(name for name in builtin_modules() if name not in listed)
-    plugins = [_load(reference) for reference in dict.fromkeys(_plugin_entry_points())]
-    found = [*catalogued, *(entry_of(rule) for rule in uncatalogued),  # plugins are loaded already: never deferred
-             *(entry_of(p)._replace(triggers=None) for p in plugins if isinstance(p, type) and issubclass(p, Rule))]
+    plugins = _plugin_entries(_load(reference) for reference in dict.fromkeys(_plugin_entry_points()))
+    found = [*catalogued, *(entry_of(rule) for rule in uncatalogued), *plugins]
     codes: dict[str, RuleEntry] = {}
     for entry in found:
         other = codes.setdefault(entry.code, entry)
@@ -170,6 +180,16 @@ def plugin_modules() -> list[str]:
     """The modules the plugins' rules are defined in (what a cached outcome also depends on)."""
     return sorted({entry.reference.partition(":")[0] for entry in all_entries()
                    if not entry.reference.startswith(f"{builtin.__name__}.")})
+
+
+def _plugin_entries(loaded: Iterable[object]) -> list[RuleEntry]:
+    """The entries of the rule classes plugins published: never deferred, they are imported already."""
+    loaded = list(loaded)
+    if not loaded:
+        return []
+    from cachefix.rules.rule import Rule
+
+    return [entry_of(p)._replace(triggers=None) for p in loaded if isinstance(p, type) and issubclass(p, Rule)]
 
 
 def all_rules() -> tuple[type[Rule], ...]:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from cachefix.model import Edit, Finding, Position, Severity
+from cachefix.model import Edit, Finding, Options, Position, Severity
 from cachefix.rewriter.context import RunContext
 from cachefix.rewriter.dockerfile import Dockerfile
 from cachefix.rewriter.mounts import TARGET_KEYS, UnsafeMount
@@ -29,15 +29,6 @@ from cachefix.rewriter.stages import lineage
 from cachefix.shown import displayable
 
 Span = tuple[int, int]
-
-
-@dataclass(frozen=True)
-class Options:
-    """Settings a rule may honour (from the command line or the configuration file)."""
-
-    id_prefix: str = ""
-    sharing: str | None = None
-    id_scope: str | None = None  # "distro" or "arch": see cachefix.rules.id_scope
 
 
 @dataclass(frozen=True)
