@@ -114,11 +114,17 @@ class Docker:
         if self.helper_image:
             return self.helper_image
         for image in job.images:
-            if _run([self.binary, "image", "inspect", "--format", "{{.Id}}", image]).returncode == 0:
+            if self._has_image(image):
                 return image
         tried = ", ".join(job.images) or "no image (its stages are FROM scratch)"
         raise BuilderError(f"no image to run tar in: the daemon has none of {tried}; `docker pull` one, or pass "
                            "--helper-image IMAGE (any image with sh and tar, e.g. debian:bookworm-slim)")
+
+    def _has_image(self, image: str) -> bool:
+        try:
+            return _run([self.binary, "image", "inspect", "--format", "{{.Id}}", image]).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            return False
 
     def _build(self, context: Path, dockerfile: str, wanted: str, consume: Callable[[IO[bytes]], None]) -> None:
         """Build, streaming the final stage out (`--output -`) and handing its file `wanted` to
