@@ -151,6 +151,7 @@ def _export(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     limit = _max_size(args)
     jobs = _jobs(args)
+    builder = _builder(args)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -162,7 +163,6 @@ def _export(args: argparse.Namespace) -> int:
         if (folder / name).exists() and name not in ours:
             raise TransferError(f"{folder / name} exists and cachefix did not make it (it is not in "
                                 f"{manifest.MANIFEST}); move it away first")
-    builder = _builder(args)
     written: list[tuple[Entry, ArchiveWriter | None]] = []
     failed = 0
     with _display() as display:
