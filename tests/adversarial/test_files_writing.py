@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cachefix import runner
+from cachefix import engine, runner
 from cachefix.cli import main
 from tests.adversarial.files_support import FIXED_LINE, UNCACHED, cachefix, one_line
 from tests.helpers import write
@@ -72,16 +72,16 @@ def test_setuid_and_setgid_bits_survive_a_fix(tmp_path: Path) -> None:
 def _fix_with_an_edit_meanwhile(monkeypatch: pytest.MonkeyPatch, dockerfile: Path, edit) -> int:
     """`cachefix fix Dockerfile`, with `edit` run on the file after it was read and fixed in memory
     (as an editor saving while cachefix works on a slow file)."""
-    engine_fix = runner.fix
+    engine_fix = engine.fix
 
     def slow_fix(*args, **kwargs):
         outcome = engine_fix(*args, **kwargs)
         edit(dockerfile)
         return outcome
 
-    monkeypatch.setattr(runner, "fix", slow_fix)
+    monkeypatch.setattr(engine, "fix", slow_fix)  # the runner imports it when a file is not in the result cache
     monkeypatch.chdir(dockerfile.parent)
-    return main(["fix", dockerfile.name])
+    return main(["fix", "--no-cache", dockerfile.name])
 
 
 def test_a_concurrent_edit_is_kept_and_reported(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -109,7 +109,7 @@ def test_a_same_size_edit_in_the_same_instant_is_still_seen(tmp_path: Path, monk
 
 def test_the_same_fix_written_meanwhile_by_another_run_is_not_an_error(tmp_path: Path, monkeypatch) -> None:
     dockerfile = write(tmp_path / "Dockerfile", UNCACHED)
-    fixed = runner.fix(UNCACHED, runner.settings_for(runner.Config(tmp_path))).fixed
+    fixed = engine.fix(UNCACHED, runner.settings_for(runner.Config(tmp_path))).fixed
     assert _fix_with_an_edit_meanwhile(monkeypatch, dockerfile, lambda p: p.write_text(fixed)) == 0
     assert dockerfile.read_text() == fixed
     assert _temp_files(tmp_path) == []
