@@ -7,6 +7,7 @@ pre-commit hook runs on every commit) never imports the HTTP client or the downl
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from collections.abc import Sequence
@@ -102,8 +103,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text.split("\n", 1)[1] if isinstance(action, argparse._SubParsersAction) else text
 
 
+@functools.lru_cache(maxsize=1)
 def _terminal_columns() -> int:
-    """The width shutil.get_terminal_size() gives: $COLUMNS, else the terminal's, else 80."""
+    """The width shutil.get_terminal_size() gives: $COLUMNS, else the terminal's, else 80 (asked once)."""
     try:
         columns = int(os.environ.get("COLUMNS", "0"))
     except ValueError:

@@ -109,7 +109,7 @@ def check(text: str, settings: Settings, bases: BaseLookup | None = None) -> Out
     """What `cachefix check` needs: the findings, with no fix applied and no second pass.
     `bases`: what base images built in the same tree set (`cachefix.bases`)."""
     if skips_file(text):
-        return Outcome([], text, skipped=True)
+        return Outcome([], text, [], [], [], skipped=True)
     dockerfile = _parse_within_limits(text)
     found, ignored = _checked(dockerfile, settings, bases)
     findings = _with_directive(dockerfile, found, settings)
@@ -123,7 +123,7 @@ def fix(text: str, settings: Settings, bases: BaseLookup | None = None) -> Outco
     BuildKit would reject: such a file is never changed.
     """
     if skips_file(text):
-        return Outcome([], text, skipped=True)
+        return Outcome([], text, [], [], [], skipped=True)
     dockerfile = _parse_within_limits(text)
     found, ignored = _checked(dockerfile, settings, bases)
     accepted: list[Edit] = []
