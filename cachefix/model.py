@@ -118,10 +118,22 @@ class FileResult:
     fixed: str | None = None
     skipped: bool = False  # `# cachefix: skip-file`: not parsed, not changed
     declined: str = ""  # why a fix was not written although it could have been (hard links)
+    was_changed: bool | None = None  # `changed`, remembered when the texts are released
 
     @property
     def changed(self) -> bool:
+        if self.was_changed is not None:
+            return self.was_changed
         return self.fixed is not None and self.fixed != self.original
+
+    def release_texts(self, fixing: bool) -> None:
+        """Forget the texts no report reads: a file with findings to list keeps the one their
+        positions refer to (the fixed text after a fix), any other keeps none. A run over a large
+        tree then holds little more per file than its findings."""
+        self.was_changed = self.changed
+        listed = bool(self.remaining if fixing else self.findings) or bool(self.ignored)
+        kept = (self.fixed if fixing and self.fixed is not None else self.original) if listed else ""
+        self.original, self.fixed = kept, None
 
 
 @dataclass

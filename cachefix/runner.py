@@ -329,6 +329,7 @@ def run_lint(args: argparse.Namespace) -> int:
         report.files.append(result)
         if diff_only and result.changed:
             sys.stdout.write(unified_diff(result))
+        result.release_texts(fixing)  # what the report needs of it is kept: a large tree stays small
         left = result.remaining if fixing else result.findings
         failing = failing or (diff_only and result.changed) or any(job.config.fails(f.severity) for f in left)
     try:
