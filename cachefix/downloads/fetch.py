@@ -360,7 +360,7 @@ class Fetcher:
             keep = bool(part.offset and part.validator)  # a later run resumes it
             raise
         finally:
-            os.close(part.fd)
+            part.close()
             _WRITING.discard(str(part.path))
             if not keep:
                 if not published:

@@ -48,6 +48,17 @@ def hash_fd(fd: int) -> hashlib._Hash:
     return hasher
 
 
+def write_all(fd: int, buffers: list[bytes]) -> None:
+    """Write `buffers` in order with as few `writev` calls as the kernel allows (fewer than 1024)."""
+    views = [memoryview(b) for b in buffers if b]
+    while views:
+        done = os.writev(fd, views)
+        while views and done >= len(views[0]):
+            done -= len(views.pop(0))
+        if done:
+            views[0] = views[0][done:]
+
+
 def hash_file(path: Path) -> str:
     """SHA-256 of a whole file, read once."""
     fd = os.open(path, os.O_RDONLY)

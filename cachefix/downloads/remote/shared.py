@@ -101,7 +101,7 @@ class Remote:
         try:
             if not self.call(f"downloading {digest}", lambda: self.tier.read_blob(digest, part.write), False):
                 return None
-            actual = part.hasher.hexdigest()
+            actual = part.digest()
             if actual != digest:
                 self.corrupt.add(digest)
                 log.warning("the remote %s holds a corrupt copy of %s (its content hashes to %s); "
@@ -112,7 +112,7 @@ class Remote:
             published = True
             return stat
         finally:
-            os.close(fd)
+            part.close()
             if not published:
                 Path(temp).unlink(missing_ok=True)
 
