@@ -32,6 +32,7 @@ from cachefix.downloads.store import hash_fd, write_all
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 METER_STEP = 1 << 20
+READ_BYTES = 1 << 20  # the most one recv() of a response body asks for
 BATCH_BYTES = 1 << 20  # chunks gathered for one writev and one hand-over to the hashing thread
 BATCH_CHUNKS = 512  # and never more chunks than writev takes (IOV_MAX is 1024 on Linux)
 QUEUED_BATCHES = 8  # batches between the receiver and the hashing thread: memory constant in the file size
@@ -116,12 +117,28 @@ def parse_retry_after(value: str | None) -> float | None:
 
 def make_client(timeout: float = 60.0, connect_timeout: float = 30.0) -> httpx.Client:
     """A client that follows redirects; `timeout` bounds a stall, not the whole transfer."""
+    _read_larger()
     return httpx.Client(
         follow_redirects=True,
         timeout=httpx.Timeout(timeout, connect=connect_timeout),
         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
         transport=_LazyTLSTransport(),
     )
+
+
+def _read_larger() -> None:
+    """Receive up to 1 MiB a read instead of httpcore's 64 KiB.
+
+    Each read costs h11 and httpx some Python work, so on loopback a 1 GiB body read 64 KiB at
+    a time took 0.74 s of user CPU against 0.40 s in 1 MiB reads. httpcore has no setting, only the
+    class constant `READ_NUM_BYTES` (chosen in encode/httpcore#135), so this raises that
+    constant for every HTTP/1.1 connection in the process. It is an upper bound: `recv` returns
+    what has arrived, so small responses and slow links read as before.
+    """
+    import httpcore
+
+    if getattr(httpcore.HTTP11Connection, "READ_NUM_BYTES", READ_BYTES) < READ_BYTES:
+        httpcore.HTTP11Connection.READ_NUM_BYTES = READ_BYTES
 
 
 class _LazyTLSTransport(httpx.BaseTransport):
