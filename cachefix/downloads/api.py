@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cachefix.downloads.fetch import Fetcher, Request, Result
-from cachefix.downloads.materialize import destination, place
+from cachefix.downloads.materialize import Copy, destination, place
 from cachefix.downloads.progress import Display
 from cachefix.downloads.remote import chosen
 from cachefix.downloads.remote.shared import Remote
@@ -79,14 +79,19 @@ def deliver(
     Returns the result and the file written for `dest` (None without `dest`, or for stdout).
     """
     where = None if dest is None else destination(dest, request.url)  # a bad DEST fails before the download
-    result = fetcher.fetch(request)
-    if extract_to is not None:
-        from cachefix.downloads.extract import extract  # tarfile, zipfile & co. only when unpacking
+    copy = None if link else Copy.beside(where)  # written while a download streams
+    try:
+        result = fetcher.fetch(request, copy)
+        if extract_to is not None:
+            from cachefix.downloads.extract import extract  # tarfile, zipfile & co. only when unpacking
 
-        extract(result.path, extract_to, limits)
-    placed = None
-    if dest is not None:
-        placed = place(result.path, where, link=link)
+            extract(result.path, extract_to, limits)
+        placed = None
+        if dest is not None:
+            placed = (copy and copy.commit(result.digest)) or place(result.path, where, link=link)
+    finally:
+        if copy is not None:
+            copy.discard()
     return result, placed
 
 

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     import httpx
 
     from cachefix.downloads.http import Pace, Partial, Transfer
+    from cachefix.downloads.materialize import Copy
     from cachefix.downloads.remote.shared import Remote
 
 log = logging.getLogger("cachefix.downloads")
@@ -133,8 +134,11 @@ class Fetcher:
         if self._client is not None:
             self._client.close()
 
-    def fetch(self, request: Request) -> Result:
-        """The verified blob for `request`, downloading only when the cache cannot answer."""
+    def fetch(self, request: Request, copy: Copy | None = None) -> Result:
+        """The verified blob for `request`, downloading only when the cache cannot answer.
+
+        A download from the origin also writes `copy` as it streams (see `Copy.holds`).
+        """
         try:
             hit = self._hit(request)
             if hit is not None:
@@ -148,7 +152,7 @@ class Fetcher:
                 raise ReadOnlyCache(self._read_only_miss(request.url, "its index cannot be written"))
             waited_since = time.time()
             with self._lock(request.url):
-                return self._hit(request, fresh_since=waited_since) or self._through_remote(request)
+                return self._hit(request, fresh_since=waited_since) or self._through_remote(request, copy)
         except (OSError, sqlite3.OperationalError) as exc:
             if not is_read_only(exc):
                 raise
@@ -218,11 +222,11 @@ class Fetcher:
 
     # -- the remote tier -----------------------------------------------------------------
 
-    def _through_remote(self, request: Request) -> Result:
+    def _through_remote(self, request: Request, copy: Copy | None) -> Result:
         """The remote's copy, else one machine's download from the origin, written back."""
         remote = self.remote
         if remote is None:
-            return self._download(request)
+            return self._download(request, copy)
         found = self._from_remote(request)
         if found is not None:
             return found
@@ -230,7 +234,7 @@ class Fetcher:
         with remote.turn(request.url, lambda: self._from_remote(request, fresh_since=waiting_since)) as found:
             if found is not None:
                 return found
-            result = self._download(request)
+            result = self._download(request, copy)
             self._write_back(request, result)
             return result
 
@@ -282,7 +286,7 @@ class Fetcher:
 
     # -- downloads -----------------------------------------------------------------------
 
-    def _download(self, request: Request) -> Result:
+    def _download(self, request: Request, copy: Copy | None = None) -> Result:
         """Try the URL, then each mirror; with an intact unpinned entry, revalidate it first."""
         index = self.store.index
         entry = None if request.sha256 else index.url(request.url)
@@ -297,7 +301,7 @@ class Fetcher:
                 validators = (entry.etag, entry.last_modified) if entry and source == request.url else None
                 try:
                     transfer = self._transfer(request, source, meter, validators,
-                                              attempts=1 if entry else self.retries, pace=pace)
+                                              attempts=1 if entry else self.retries, pace=pace, copy=copy)
                 except (TransferFailed, DigestMismatch) as exc:
                     if entry is not None and cached_size is not None:
                         log.warning("could not revalidate %s (%s); using the cached copy", request.url, exc)
@@ -326,13 +330,17 @@ class Fetcher:
 
     def _transfer(self, request: Request, source: str, meter: Meter,
                   validators: tuple[str | None, str | None] | None, attempts: int,
-                  pace: Pace) -> Transfer | None:
-        """Download `source` into a temp file and publish it; None on 304 Not Modified."""
+                  pace: Pace, copy: Copy | None = None) -> Transfer | None:
+        """Download `source` into a temp file and publish it; None on 304 Not Modified.
+
+        `copy` gets the same bytes unless a killed download is resumed (it lacks their start).
+        """
         from cachefix.downloads.http import Partial, RetryPolicy, download
 
         index = self.store.index
         adopted = self._adopt(source)
-        part = adopted or Partial(*self.store.new_temp(_temp_prefix(source)))
+        copies = (copy,) if copy is not None and adopted is None and copy.start() else ()
+        part = adopted or Partial(*self.store.new_temp(_temp_prefix(source)), copies=copies)
         owner = _owner()
         published = keep = False
         _WRITING.add(str(part.path))
@@ -353,6 +361,8 @@ class Fetcher:
                 return None
             stat = self.store.publish(part.fd, Path(part.path), transfer.digest)
             published = True
+            if copy is not None and copies:
+                copy.holds = transfer.digest
             etag, modified = (transfer.etag, transfer.last_modified) if source == request.url else (None, None)
             index.record_download(request.url, transfer.digest, stat, etag, modified)
             return transfer

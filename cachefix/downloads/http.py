@@ -20,8 +20,9 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import httpx
 
@@ -166,8 +167,16 @@ class _LazyTLSTransport(httpx.BaseTransport):
             self._tls.close()
 
 
+class Copy(Protocol):
+    """A second file written with the same bytes while they stream (the `-o` file of a fetch)."""
+
+    def write(self, batch: list[bytes]) -> None: ...
+
+    def reset(self) -> None: ...
+
+
 class _Digester:
-    """SHA-256 of the batches fed to it, computed in a thread of its own.
+    """SHA-256 of the batches fed to it, and their copies written, in a thread of its own.
 
     hashlib releases the GIL while it hashes a chunk of more than 2 KiB, so on two cores the
     hash (about 0.8 s a GiB here) runs beside the receiving and writing instead of after each
@@ -176,8 +185,8 @@ class _Digester:
     file's size.
     """
 
-    def __init__(self, hasher: hashlib._Hash) -> None:
-        self._hasher = hasher
+    def __init__(self, hasher: hashlib._Hash, copies: Sequence[Copy]) -> None:
+        self._hasher, self._copies = hasher, copies
         self._error: BaseException | None = None
         self._queue: queue.Queue[list[bytes] | None] = queue.Queue(QUEUED_BATCHES)
         self._thread = threading.Thread(target=self._run, name="cachefix-sha256", daemon=True)
@@ -194,6 +203,8 @@ class _Digester:
     def _consume(self, batch: list[bytes]) -> None:
         for chunk in batch:
             self._hasher.update(chunk)
+        for copy in self._copies:
+            copy.write(batch)
 
     def feed(self, batch: list[bytes]) -> None:
         if self._thread.is_alive():
@@ -216,15 +227,19 @@ class Partial:
 
     Chunks are gathered into batches of about 1 MiB, each written with one `writev` and hashed
     in `_Digester`'s thread; `offset` counts the bytes given, and `flush` writes what is still
-    gathered. Call `close` when done with it: it stops the hashing thread and closes the file.
+    gathered. `copies` receive the same bytes from byte 0 (only a partial started empty can
+    have them). Call `close` when done with it: it stops the hashing thread and closes the file.
     """
 
-    def __init__(self, fd: int, path: os.PathLike[str], validator: str | None = None) -> None:
-        self.fd, self.path, self.validator = fd, path, validator
+    def __init__(self, fd: int, path: os.PathLike[str], validator: str | None = None,
+                 copies: Sequence[Copy] = ()) -> None:
+        self.fd, self.path, self.validator, self.copies = fd, path, validator, copies
         os.lseek(fd, 0, os.SEEK_SET)
         hasher = hash_fd(fd)  # an adopted partial: re-hash its prefix once
         self.offset = os.lseek(fd, 0, os.SEEK_CUR)
-        self._digester = _Digester(hasher)
+        if self.offset and copies:
+            raise ValueError("copies need a partial that starts empty")
+        self._digester = _Digester(hasher, copies)
         self._batch: list[bytes] = []
         self._batch_size = 0
 
@@ -253,7 +268,9 @@ class Partial:
         self._digester.finish()
         os.ftruncate(self.fd, 0)
         os.lseek(self.fd, 0, os.SEEK_SET)
-        self._digester = _Digester(hashlib.sha256())
+        for copy in self.copies:
+            copy.reset()
+        self._digester = _Digester(hashlib.sha256(), self.copies)
         self.offset, self.validator = 0, None
 
     def close(self) -> None:

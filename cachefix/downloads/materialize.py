@@ -1,7 +1,8 @@
 """Put a blob at DEST atomically: a reflink where the file system can, else a kernel copy.
 
 DEST is written as a temp file beside it and renamed over it, so a reader never sees half
-a file and a failure leaves the old DEST as it was. What DEST names is honoured, never
+a file and a failure leaves the old DEST as it was. A download writes that temp file while
+it streams (`Copy`), so a cold `fetch -o` makes no second pass over the file. What DEST names is honoured, never
 replaced: a symlink is written through, a device or FIFO is written to, `-` is stdout.
 A hardlink into the cache is made only on request: the blob is read-only and shared, and
 editing DEST must not edit the cache.
@@ -20,7 +21,7 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from cachefix.downloads.errors import DownloadError, InvalidInput
-from cachefix.downloads.store import create_unique
+from cachefix.downloads.store import create_unique, write_all
 
 FICLONE = 0x40049409  # _IOW(0x94, 9, int): btrfs, XFS (reflink=1), bcachefs, ZFS 2.2+
 _NO_CLONE = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EBADF}
@@ -73,6 +74,88 @@ def place(blob: Path, path: Path | None, *, link: bool = False) -> Path | None:
     except OSError as exc:
         raise DownloadError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
+
+
+class Copy:
+    """DEST's temp file, written with a download's bytes as they stream; DEST once verified.
+
+    Opened only for a regular file or a new name in a folder that exists, so that a download
+    that fails changes nothing beside DEST but this temp file, which `discard` removes. A write
+    that fails (a full disk) stops the copy: `place` then writes DEST after the download and
+    reports the error as it would have.
+    """
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        self.fd: int | None = None
+        self.temp: Path | None = None
+        self.failed = False
+        self.holds: str | None = None  # the digest of the bytes written, once the download verified them
+
+    @classmethod
+    def beside(cls, dest: Path | None) -> Copy | None:
+        """A copy for `dest` from `destination`, or None where `place` must write it afterwards."""
+        if dest is None or not dest.parent.is_dir():
+            return None
+        try:
+            if not stat.S_ISREG(os.stat(dest).st_mode):
+                return None
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return None
+        return cls(dest)
+
+    def start(self) -> bool:
+        """Open the temp file (empty it if a download wrote it already); False if it cannot be written."""
+        if self.fd is None and not self.failed:
+            try:
+                self.fd, self.temp = create_unique(self.dest.parent, f".{self.dest.name}.", ".cachefix")
+            except OSError:
+                self.failed = True
+        else:
+            self.reset()
+        return not self.failed
+
+    def write(self, batch: list[bytes]) -> None:
+        if self.failed or self.fd is None:
+            return
+        try:
+            write_all(self.fd, batch)
+        except OSError:
+            self.failed = True
+
+    def reset(self) -> None:
+        """Start again from byte 0 (the download restarted)."""
+        self.holds = None
+        if self.failed or self.fd is None:
+            return
+        try:
+            os.ftruncate(self.fd, 0)
+            os.lseek(self.fd, 0, os.SEEK_SET)
+        except OSError:
+            self.failed = True
+
+    def commit(self, digest: str) -> Path | None:
+        """Rename the copy over DEST if it holds the verified bytes of `digest`; None if it does not."""
+        if self.failed or self.fd is None or self.holds != digest:
+            return None
+        os.close(self.fd)
+        self.fd = None
+        try:
+            os.replace(self.temp, self.dest)  # type: ignore[arg-type] - set with fd
+        except OSError as exc:
+            self.temp.unlink(missing_ok=True)  # type: ignore[union-attr]
+            raise DownloadError(f"cannot write {self.dest}: {exc.strerror or exc}") from None
+        return self.dest
+
+    def discard(self) -> None:
+        """Remove the temp file unless `commit` renamed it."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+            if self.temp is not None:
+                self.temp.unlink(missing_ok=True)
 
 
 def url_file_name(url: str) -> str:
