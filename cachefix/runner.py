@@ -10,14 +10,13 @@ linted, and the engine, the rules and the shell parser are imported only for a f
 
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from cachefix.compose import ComposeError, with_compose_builds
 from cachefix.config import FAIL_ON, Config, ConfigError, Configurations, unknown_code
@@ -35,6 +34,12 @@ from cachefix.result_cache import Cached, ResultCache, default_root, disabled_by
 from cachefix.rules.registry import DeferredRule, UnknownRule, plugin_modules, select_rules
 from cachefix.shown import escaped
 from cachefix.workers import Orphaned, bind_to_parent
+
+if TYPE_CHECKING:
+    import argparse
+    from types import SimpleNamespace
+
+    Arguments = argparse.Namespace | SimpleNamespace  # what cachefix.cli parsed
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -56,7 +61,7 @@ def _codes(text: str | None) -> tuple[str, ...] | None:
     return tuple(c.strip() for c in text.split(",") if c.strip()) if text is not None else None
 
 
-def with_flags(config: Config, args: argparse.Namespace) -> Config:
+def with_flags(config: Config, args: Arguments) -> Config:
     """The configuration with the command line's flags over it."""
     changes: dict[str, object] = {}
     if args.select is not None:
@@ -82,7 +87,7 @@ def settings_for(config: Config, ignored: tuple[str, ...] = ()) -> Settings:
                     syntax=config.syntax, images=dict(config.images))
 
 
-def plan(args: argparse.Namespace) -> list[Job]:
+def plan(args: Arguments) -> list[Job]:
     """Every file to lint with its settings; raises UsageError before any file is read."""
     try:
         configurations = Configurations(Path(args.config) if args.config else None)
@@ -297,14 +302,14 @@ def _same_file(name: str, path: Path) -> bool:
         return False
 
 
-def _result_cache(args: argparse.Namespace) -> ResultCache | None:
+def _result_cache(args: Arguments) -> ResultCache | None:
     """The cache of outcomes, unless --no-cache or CACHEFIX_NO_CACHE turns it off."""
     if getattr(args, "no_cache", False) or disabled_by_environment():
         return None
     return ResultCache(default_root(), plugin_modules())
 
 
-def run_lint(args: argparse.Namespace) -> int:
+def run_lint(args: Arguments) -> int:
     fixing = args.command == "fix"
     diff_only = fixing and getattr(args, "diff", False)
     try:
@@ -342,7 +347,7 @@ def run_lint(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if failing else EXIT_CLEAN
 
 
-def _render(report: LintReport, args: argparse.Namespace, output: TextIO | None, *, diff_only: bool) -> None:
+def _render(report: LintReport, args: Arguments, output: TextIO | None, *, diff_only: bool) -> None:
     """The report to --output, or stdout (stderr with --diff, so stdout stays a clean patch).
 
     --statistics with a machine-readable format prints the table on stderr, for the CI log.

@@ -79,7 +79,7 @@ def _add_map_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_transfer_command(actions: argparse._SubParsersAction, verb: str, help_line: str, description: str,
                           epilog: str) -> None:
-    from cachefix.cli import HelpFormatter
+    from cachefix.arguments import HelpFormatter
 
     parser = actions.add_parser(verb, help=help_line, description=description, epilog=epilog,
                                 formatter_class=HelpFormatter, usage=f"cachefix mounts {verb} [options] DIR [PATH...]")
@@ -102,7 +102,7 @@ def _add_transfer_command(actions: argparse._SubParsersAction, verb: str, help_l
 
 def add_mounts_command(commands: argparse._SubParsersAction) -> None:
     """Register `mounts` with its subcommands (each sets `handler`)."""
-    from cachefix.cli import HelpFormatter
+    from cachefix.arguments import HelpFormatter
 
     mounts = commands.add_parser("mounts", help="the cache map of Dockerfiles and compose files; "
                                                 "export/import its caches for CI",
