@@ -20,9 +20,9 @@ import functools
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from cachefix.files import read_regular_file
 
@@ -45,13 +45,12 @@ class ComposeError(ValueError):
     resolve): one line, naming the file."""
 
 
-@dataclass(frozen=True)
-class ServiceBuild:
+class ServiceBuild(NamedTuple):
     """One service's image build: the Dockerfile, the build arguments and the stage to build."""
 
     service: str
     dockerfile: Path
-    build_args: Mapping[str, str] = field(default_factory=dict)
+    build_args: Mapping[str, str] = MappingProxyType({})
     target: str | None = None
 
 

@@ -19,10 +19,9 @@ import re
 import stat
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from functools import cached_property
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from cachefix.discovery import BadPattern, compile_patterns, warn_on_stderr
 from cachefix.files import read_regular_file
@@ -61,9 +60,9 @@ def unknown_code(code: str) -> str:
     return f"unknown rule code `{displayable(code)}` (see `cachefix rules`)"
 
 
-@dataclass(frozen=True)
-class Config:
-    """What one configuration file asks for; `Config(root)` is the default."""
+class Config(NamedTuple):
+    """What one configuration file asks for; `Config(root)` is the default. Its `syntax` is
+    checked (`check_syntax`) where it is read: the file, or the command line."""
 
     root: Path  # the folder that relative patterns start from
     source: Path | None = None
@@ -73,21 +72,11 @@ class Config:
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     syntax: str | None = None
     fail_on: str = "info"
-    options: Options = field(default_factory=Options)  # top-level id-prefix, sharing and id-scope
+    options: Options = Options()
     managers: tuple[tuple[str, Options], ...] = ()  # per-manager tables, over `options`
     # Private base images and the well-known image each is built like (`"corp/python" = "python"`).
     images: tuple[tuple[str, str], ...] = ()
     remote: str | None = None  # the download cache's shared tier (`cachefix fetch`), not used by lint
-
-    def __post_init__(self) -> None:
-        """No Config holds a `syntax` that could write more than a directive into a Dockerfile. A
-        file's value is checked when it is read (naming file and key), so one failing here came
-        from the command line."""
-        if self.syntax is not None:
-            try:
-                check_syntax(self.syntax)
-            except ValueError as exc:
-                raise ConfigError(f"--syntax {exc}") from None
 
     def options_for(self, manager: str) -> Options:
         return dict(self.managers).get(manager, self.options)
@@ -98,30 +87,26 @@ class Config:
 
     def excludes(self, path: Path) -> bool:
         relative = self._relative(path)
-        return relative is not None and self._exclude_spec is not None and self._exclude_spec.match_file(relative)
+        return relative is not None and bool(self.exclude) and _spec(self.exclude).match_file(relative)
 
     def ignored_codes(self, path: Path) -> tuple[str, ...]:
         """The per-file-ignores that apply to this file."""
         relative = self._relative(path)
         if relative is None:
             return ()
-        return tuple(code for spec, codes in self._per_file_specs if spec.match_file(relative) for code in codes)
+        return tuple(code for pattern, codes in self.per_file_ignores if _spec((pattern,)).match_file(relative)
+                     for code in codes)
 
     def _relative(self, path: Path) -> str | None:
         relative = os.path.relpath(path.absolute(), self.root)
         outside = relative == os.pardir or relative.startswith(os.pardir + os.sep)  # not `..name/`
         return None if outside else Path(relative).as_posix()
 
-    @cached_property
-    def _exclude_spec(self) -> Any:  # pathspec.GitIgnoreSpec | None, pathspec being imported only if needed
-        return _spec(self.exclude) if self.exclude else None
-
-    @cached_property
-    def _per_file_specs(self) -> list[tuple[Any, tuple[str, ...]]]:
-        return [(_spec([pattern]), codes) for pattern, codes in self.per_file_ignores]
 
 
-def _spec(patterns: Iterable[str]) -> Any:
+@lru_cache(maxsize=256)
+def _spec(patterns: tuple[str, ...]) -> Any:  # pathspec.GitIgnoreSpec, pathspec being imported only if needed
+    """Patterns compiled once a run (a NamedTuple has no room for a cached property)."""
     return compile_patterns(list(patterns), "configuration")  # checked when the file was read
 
 
@@ -241,8 +226,7 @@ def _toml_type(value: object) -> str:
     return next((name for kind, name in names.items() if isinstance(value, kind)), "a date or time")
 
 
-@dataclass
-class _Table:
+class _Table(NamedTuple):
     """A TOML table being read, for error messages that name the file and the key."""
 
     path: Path

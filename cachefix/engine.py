@@ -8,7 +8,6 @@ easy to test on strings.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 
 from cachefix.limits import check_parsed, check_text
 from cachefix.model import Edit, Finding, Outcome, Settings
@@ -56,7 +55,7 @@ def _unless_pinned_too_old(dockerfile: Dockerfile, findings: list[Finding]) -> l
     blocker = SyntaxRule().pinned_too_old(dockerfile, adds_mounts=True)
     if blocker is None:
         return findings
-    return [blocker, *(replace(f, edits=()) if _adds_mount(f) else f for f in findings)]
+    return [blocker, *(f._replace(edits=()) if _adds_mount(f) else f for f in findings)]
 
 
 def lint(dockerfile: Dockerfile, settings: Settings) -> list[Finding]:
@@ -73,7 +72,7 @@ def _with_directive(dockerfile: Dockerfile, findings: list[Finding], settings: S
         return findings
     findings = list(findings)
     first = next(i for i, f in enumerate(findings) if _adds_mount(f))
-    findings[first] = replace(findings[first], edits=(*findings[first].edits, edit))
+    findings[first] = findings[first]._replace(edits=(*findings[first].edits, edit))
     return findings
 
 

@@ -11,8 +11,8 @@ import contextlib
 import errno
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from cachefix.limits import MAX_BYTES
 from cachefix.workers import Orphaned, orphaned
@@ -42,8 +42,7 @@ class ChangedMeanwhile(Exception):
     """The file changed between reading and writing: the other change is kept, the fix is not written."""
 
 
-@dataclass(frozen=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     """A file as read: its text, its bytes, and its status when it was opened."""
 
     text: str

@@ -2,12 +2,15 @@
 
 Everything here is plain data, shared by the rules (which make findings), the engine (which
 applies edits) and the reporters (which print them in text, JSON, SARIF, GitHub, GitLab).
+None of it is a dataclass: a check answered from the result cache imports this, and importing
+dataclasses (it imports inspect) and making a dataclass cost about a fifth of such a run. The
+immutable records are NamedTuples (a changed copy is `record._replace(...)`), the two that a run
+fills in are plain classes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
@@ -41,8 +44,7 @@ class Position(NamedTuple):
     column: int
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     """One problem in one file, with the edits that fix it when a fix is known."""
 
     code: str
@@ -64,8 +66,7 @@ class Finding:
         return bool(self.edits)
 
 
-@dataclass(frozen=True)
-class Options:
+class Options(NamedTuple):
     """Settings a rule may honour (from the command line or the configuration file)."""
 
     id_prefix: str = ""
@@ -97,8 +98,7 @@ class Outcome(NamedTuple):
     skipped: bool = False
 
 
-@dataclass(frozen=True)
-class FileError:
+class FileError(NamedTuple):
     """A file that could not be read, parsed or written; it is left untouched."""
 
     path: Path
@@ -106,19 +106,23 @@ class FileError:
     line: int | None = None
 
 
-@dataclass
 class FileResult:
     """What happened to one file: what was found, what is left, and whether it changed."""
 
-    path: Path
-    findings: list[Finding] = field(default_factory=list)
-    remaining: list[Finding] = field(default_factory=list)
-    ignored: list[Finding] = field(default_factory=list)
-    original: str = ""
-    fixed: str | None = None
-    skipped: bool = False  # `# cachefix: skip-file`: not parsed, not changed
-    declined: str = ""  # why a fix was not written although it could have been (hard links)
-    was_changed: bool | None = None  # `changed`, remembered when the texts are released
+    __slots__ = ("declined", "findings", "fixed", "ignored", "original", "path", "remaining", "skipped", "was_changed")
+
+    def __init__(self, path: Path, findings: list[Finding] | None = None, remaining: list[Finding] | None = None,
+                 ignored: list[Finding] | None = None, original: str = "", fixed: str | None = None,
+                 skipped: bool = False, declined: str = "") -> None:
+        self.path = path
+        self.findings = findings if findings is not None else []
+        self.remaining = remaining if remaining is not None else []
+        self.ignored = ignored if ignored is not None else []
+        self.original = original
+        self.fixed = fixed
+        self.skipped = skipped  # `# cachefix: skip-file`: not parsed, not changed
+        self.declined = declined  # why a fix was not written although it could have been (hard links)
+        self.was_changed: bool | None = None  # `changed`, remembered when the texts are released
 
     @property
     def changed(self) -> bool:
@@ -136,13 +140,16 @@ class FileResult:
         self.original, self.fixed = kept, None
 
 
-@dataclass
 class LintReport:
     """A whole run: every file looked at and every error met."""
 
-    files: list[FileResult] = field(default_factory=list)
-    errors: list[FileError] = field(default_factory=list)
-    fixing: bool = False
+    __slots__ = ("errors", "files", "fixing")
+
+    def __init__(self, files: list[FileResult] | None = None, errors: list[FileError] | None = None,
+                 fixing: bool = False) -> None:
+        self.files = files if files is not None else []
+        self.errors = errors if errors is not None else []
+        self.fixing = fixing
 
     @property
     def checked(self) -> int:

@@ -14,12 +14,11 @@ import functools
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, NamedTuple, TextIO
 
 from cachefix.compose import ComposeError, with_compose_builds
-from cachefix.config import FAIL_ON, Config, ConfigError, Configurations, unknown_code
+from cachefix.config import FAIL_ON, Config, ConfigError, Configurations, check_syntax, unknown_code
 from cachefix.discovery import BadPath, BadPattern, find_dockerfiles, warn_on_stderr
 from cachefix.files import (
     ChangedMeanwhile,
@@ -48,8 +47,7 @@ class UsageError(Exception):
     """Something the user asked for that cannot be done; one line, exit status 2."""
 
 
-@dataclass(frozen=True)
-class Job:
+class Job(NamedTuple):
     """One file to lint, with the configuration that applies to it and the settings from it."""
 
     path: Path
@@ -69,16 +67,20 @@ def with_flags(config: Config, args: Arguments) -> Config:
     if args.ignore is not None:
         changes["ignore"] = _codes(args.ignore)
     if args.syntax is not None:
+        try:  # what no configuration may hold either: more than a directive to write into a Dockerfile
+            check_syntax(args.syntax)
+        except ValueError as exc:
+            raise UsageError(f"--syntax {exc}") from None
         changes["syntax"] = args.syntax
     if args.fail_on is not None:
         if args.fail_on not in FAIL_ON:
             raise UsageError(f"--fail-on must be one of {', '.join(FAIL_ON)}, not {args.fail_on!r}")
         changes["fail_on"] = args.fail_on
     if args.id_scope is not None:
-        changes["options"] = replace(config.options, id_scope=args.id_scope)
-        changes["managers"] = tuple((name, replace(options, id_scope=args.id_scope))
+        changes["options"] = config.options._replace(id_scope=args.id_scope)
+        changes["managers"] = tuple((name, options._replace(id_scope=args.id_scope))
                                     for name, options in config.managers)
-    return replace(config, **changes) if changes else config
+    return config._replace(**changes) if changes else config
 
 
 def settings_for(config: Config, ignored: tuple[str, ...] = ()) -> Settings:

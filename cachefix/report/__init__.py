@@ -7,8 +7,7 @@ pipe, so neither rich nor any other format's module is imported on that path.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 from cachefix.model import LintReport
 
@@ -21,8 +20,7 @@ FORMATS = {
 }
 
 
-@dataclass(frozen=True)
-class ReportOptions:
+class ReportOptions(NamedTuple):
     color: bool = True  # text only, and only on a terminal
     show_ignored: bool = False  # also list what suppression comments silenced
     statistics: bool = False  # text: a table of counts per code instead of every finding

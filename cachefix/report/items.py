@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from cachefix.model import FileResult, Finding, LintReport
 from cachefix.report.positions import LineIndex
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
     """One finding to report; `ignored` ones are listed only with --show-ignored."""
 
     result: FileResult

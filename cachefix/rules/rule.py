@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 from cachefix.model import Edit, Finding, Options, Position, Severity
@@ -138,7 +138,7 @@ class RunRule(Rule):
                 f"{unsafe.problem}, which cachefix cannot write into a `--mount` flag safely: add the mount "
                 "by hand (quoted as your builder reads it), or move the cache to a folder without it"))
         if run.stage.base_file:  # say where what the file does not show came from
-            found = [replace(f, message=f"{f.message} (the base image's settings are read from {run.stage.base_file})")
+            found = [f._replace(message=f"{f.message} (the base image's settings are read from {run.stage.base_file})")
                      for f in found]
         return found
 
