@@ -30,13 +30,16 @@ Stdlib only, because a pre-commit hook parses on every commit.
 
 from __future__ import annotations
 
-import json as _json
+import functools
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from cachefix.rewriter.errors import DockerfileSyntaxError
+
+if TYPE_CHECKING:
+    import json
 
 __all__ = [
     "INSTRUCTIONS",
@@ -238,7 +241,12 @@ def _go_float(s: str) -> float:
     return f
 
 
-_JSON = _json.JSONDecoder(parse_constant=_no_constant, parse_float=_go_float, parse_int=_go_float)
+@functools.cache
+def _decoder() -> json.JSONDecoder:
+    """Go's decoder, made for the first exec form (`CMD ["app"]`): a file without one needs no json."""
+    import json
+
+    return json.JSONDecoder(parse_constant=_no_constant, parse_float=_go_float, parse_int=_go_float)
 
 
 def _parse_json(rest: str) -> tuple[str, ...] | None:
@@ -250,7 +258,7 @@ def _parse_json(rest: str) -> tuple[str, ...] | None:
     if not rest.startswith("["):
         return None
     try:
-        arr, _ = _JSON.raw_decode(rest)
+        arr, _ = _decoder().raw_decode(rest)
     except (ValueError, RecursionError):
         return None
     if not all(isinstance(x, str) for x in arr):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -117,6 +116,8 @@ def is_within(path: str, folder: str) -> bool:
 
 def parse_mount(value: str) -> dict[str, str]:
     """BuildKit reads a mount spec as one CSV record of `key=value` (or bare `key`) fields."""
+    import csv  # only for a RUN with a --mount
+
     fields = next(csv.reader([value]), [])
     options: dict[str, str] = {}
     for field in fields:
