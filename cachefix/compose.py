@@ -32,10 +32,11 @@ OVERRIDE_NAMES = ("compose.override.yaml", "compose.override.yml", "docker-compo
 YAML_SUFFIXES = (".yaml", ".yml")
 COMPOSE_LIMIT = 4 * 1024 * 1024
 _NULL, _MERGE = "tag:yaml.org,2002:null", "tag:yaml.org,2002:merge"
-_REMOTE_CONTEXT = re.compile(r"^(https?://|git@|git://|ssh://|github\.com/)")
+# Patterns as text, compiled by re when first used: most runs read no compose file.
+_REMOTE_CONTEXT = r"^(https?://|git@|git://|ssh://|github\.com/)"
 # `$$`, `${NAME}`, `${NAME<op>word}` (word without `}` or `$`), `$NAME`; anything else after a `$` is reported.
-_VARIABLE = re.compile(r"\$(?:(?P<dollar>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])"
-                       r"(?P<word>[^}$]*))?\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
+_VARIABLE = (r"\$(?:(?P<dollar>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])"
+             r"(?P<word>[^}$]*))?\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
 
 Warn = Callable[[str], None]
 
@@ -126,7 +127,7 @@ def _service_build(name: str, build: Any, folder: Path, variables: _Variables, w
     if "dockerfile_inline" in build:
         return f"{where}: its Dockerfile is inline (`dockerfile_inline`), which cachefix does not read"
     context = variables.resolve(_text(build.get("context", "."), where, "context"), where)
-    if _REMOTE_CONTEXT.match(context):
+    if re.match(_REMOTE_CONTEXT, context):
         return f"{where}: its build context is remote ({context}), which cachefix does not read"
     dockerfile = variables.resolve(_text(build.get("dockerfile", "Dockerfile"), where, "dockerfile"), where)
     target = build.get("target")
@@ -206,10 +207,10 @@ class _Variables:
                                    f"set it, or write ${{{name}:-default}}")
             return value
 
-        if "$" in _VARIABLE.sub("", text):  # `${A:-${B}}`, `${1}`, a lone `$`
+        if "$" in re.sub(_VARIABLE, "", text):  # `${A:-${B}}`, `${1}`, a lone `$`
             raise ComposeError(f"{where}: cannot read the variable in {text!r}; cachefix reads "
                                "${VAR}, ${VAR:-default} and ${VAR-default}")
-        return _VARIABLE.sub(substitute, text)
+        return re.sub(_VARIABLE, substitute, text)
 
 
 def _load(path: Path) -> Any:

@@ -34,15 +34,17 @@ NAMES = (".cachefix.toml", "pyproject.toml")  # looked for in this order in each
 RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
 FAIL_ON = ("info", "warning", "error", "never")
 SHARING = ("shared", "private", "locked")
+# Patterns are kept as text, compiled by re (which caches them) when first used: a run that reads no
+# configuration file, a cached check's usual case, compiles none.
 # Nothing that would end the --mount option list; a variable whole (`${TARGETARCH}-`), as the frontend expands it.
-_MOUNT_ID = re.compile(r"(?:[A-Za-z0-9_.:/-]|\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*(?![A-Za-z0-9_]))*")
+_MOUNT_ID = r"(?:[A-Za-z0-9_.:/-]|\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*(?![A-Za-z0-9_]))*"
 _MANAGER_KEYS = frozenset({"id-prefix", "sharing", "id-scope"})
 # tomllib takes time quadratic in a dotted key's length (`a.a.a...= 1`): no configuration nests deep.
 MAX_KEY_DEPTH = 64
 MAX_ENTRIES = 1000  # codes or patterns in one key
-_TOML_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'')
-_DOTTED_KEY = re.compile(r"[A-Za-z0-9_-]+(?:[ \t]*\.[ \t]*[A-Za-z0-9_-]+)*")
-_TOML_POSITION = re.compile(r" \(at (?:line (?P<line>[0-9]+), column [0-9]+|end of document)\)")
+_TOML_STRING = r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\''
+_DOTTED_KEY = r"[A-Za-z0-9_-]+(?:[ \t]*\.[ \t]*[A-Za-z0-9_-]+)*"
+_TOML_POSITION = r" \(at (?:line (?P<line>[0-9]+), column [0-9]+|end of document)\)"
 _KEYS = frozenset({"select", "ignore", "exclude", "per-file-ignores", "syntax", "fail-on", "images",
                    "remote"}) | _MANAGER_KEYS
 
@@ -206,16 +208,16 @@ def _parse_toml(path: Path, text: str) -> dict[str, Any]:
         import tomllib
     else:
         import tomli as tomllib
-    deepest = max((m.group().count(".") for m in _DOTTED_KEY.finditer(_TOML_STRING.sub("s", text))), default=0)
+    deepest = max((m.group().count(".") for m in re.finditer(_DOTTED_KEY, re.sub(_TOML_STRING, "s", text))), default=0)
     if deepest > MAX_KEY_DEPTH:
         raise ConfigError(f"{path}: not valid TOML: a dotted key {deepest + 1} levels deep "
                           f"(the limit is {MAX_KEY_DEPTH + 1})")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        at = _TOML_POSITION.search(str(exc))
+        at = re.search(_TOML_POSITION, str(exc))
         where = f"{path}:{at['line'] or max(1, len(text.splitlines()))}" if at else str(path)  # or the end
-        raise ConfigError(f"{where}: not valid TOML: {_TOML_POSITION.sub('', str(exc))}") from None
+        raise ConfigError(f"{where}: not valid TOML: {re.sub(_TOML_POSITION, '', str(exc))}") from None
     except RecursionError:
         raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
 
@@ -315,7 +317,7 @@ class _Table(NamedTuple):
         from cachefix.rules.id_scope import ID_SCOPES  # only for a configuration file
 
         prefix = self.data.get("id-prefix", default.id_prefix)
-        if not isinstance(prefix, str) or not _MOUNT_ID.fullmatch(prefix):
+        if not isinstance(prefix, str) or not re.fullmatch(_MOUNT_ID, prefix):
             raise self.fail("id-prefix", "must be a string of letters, digits, . _ - : / and whole variables "
                                          "such as ${TARGETARCH} (no commas or spaces), "
                                          f"not {_described(prefix)}")
