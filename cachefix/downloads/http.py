@@ -29,7 +29,7 @@ import httpx
 from cachefix import __version__
 from cachefix.downloads.errors import InvalidInput, TransferFailed
 from cachefix.downloads.progress import Meter
-from cachefix.downloads.store import hash_fd, write_all
+from cachefix.downloads.store import Writeback, hash_fd, write_all
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 METER_STEP = 1 << 20
@@ -242,6 +242,7 @@ class Partial:
         self._digester = _Digester(hasher, copies)
         self._batch: list[bytes] = []
         self._batch_size = 0
+        self._writeback = Writeback(fd, self.offset)
 
     def write(self, chunk: bytes) -> None:
         self._batch.append(chunk)
@@ -257,6 +258,7 @@ class Partial:
             self._batch, self._batch_size = [], 0
             self._digester.feed(batch)
             write_all(self.fd, batch)
+            self._writeback.written(self.offset)
 
     def digest(self) -> str:
         """The SHA-256 of the bytes written so far (waits for the hashing thread)."""

@@ -8,9 +8,11 @@ read-only (0444) so that a stray write through a returned path fails loudly.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
 
@@ -57,6 +59,48 @@ def write_all(fd: int, buffers: list[bytes]) -> None:
             done -= len(views.pop(0))
         if done:
             views[0] = views[0][done:]
+
+
+WRITEBACK_STEP = 32 << 20
+
+
+class Writeback:
+    """Starts writing a growing file to disk every 32 MiB, without waiting for it.
+
+    `publish` fsyncs a blob before renaming it; after a 1 GiB download that fsync waited about
+    0.3 s for the whole file to reach the disk. `sync_file_range(SYNC_FILE_RANGE_WRITE)` starts
+    that writing while the download goes on, so the fsync waits for the last few MiB. Linux
+    only (through libc); elsewhere it does nothing. It gives no durability by itself.
+    """
+
+    def __init__(self, fd: int, start: int = 0) -> None:
+        self.fd, self.start = fd, start
+
+    def written(self, end: int) -> None:
+        """The file now holds `end` bytes."""
+        if end < self.start:  # truncated
+            self.start = 0
+        elif end - self.start >= WRITEBACK_STEP and (start_writeback := _sync_file_range()) is not None:
+            start_writeback(self.fd, self.start, end - self.start, _SYNC_FILE_RANGE_WRITE)
+            self.start = end
+
+
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+@functools.cache
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function  # type: ignore[no-any-return]
 
 
 def hash_file(path: Path) -> str:
