@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cachefix import cached_download
-from tests.downloads.conftest import FaultServer, payload, sha
+from tests.downloads.conftest import FaultServer, cachefix, payload, sha
 
 DATA = payload(32 << 20)
 
@@ -38,7 +37,7 @@ def xfs(tmp_path: Path) -> Iterator[Path]:
     try:
         yield mount
     finally:
-        subprocess.run(["umount", "--lazy", str(mount)], check=False)  # the API keeps its index open
+        subprocess.run(["umount", str(mount)], check=False)
 
 
 def free_bytes(path: Path) -> int:
@@ -46,17 +45,19 @@ def free_bytes(path: Path) -> int:
     return stat.f_bavail * stat.f_frsize
 
 
-def test_hit_with_output_clones_the_blob_into_an_independent_file(server: FaultServer, xfs: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CACHEFIX_CACHE_DIR", str(xfs / "cache"))
+def test_hit_with_output_clones_the_blob_into_an_independent_file(server: FaultServer, xfs: Path) -> None:
+    env = {"CACHEFIX_CACHE_DIR": str(xfs / "cache")}  # the CLI in a child: nothing here keeps the mount busy
     url = server.add("/model.bin", DATA)
-    blob = cached_download(url, sha256=sha(DATA))
+    fetched = cachefix("fetch", url, "--sha256", sha(DATA), env=env)
+    assert fetched.returncode == 0, fetched.stderr
+    blob = Path(fetched.stdout.strip())
     free = free_bytes(xfs)
-    dest = cached_download(url, xfs / "out" / "model.bin", sha256=sha(DATA))
+    dest = xfs / "out" / "model.bin"
+    assert cachefix("fetch", url, "--sha256", sha(DATA), "-o", str(dest), env=env).returncode == 0
     assert dest.read_bytes() == DATA
     assert free - free_bytes(xfs) < len(DATA) // 4  # shared blocks, not a second 32 MiB
     assert dest.stat().st_ino != blob.stat().st_ino and dest.stat().st_nlink == 1
     with open(dest, "r+b") as edit:  # the user's copy is theirs to change...
         edit.write(b"edited")
     assert blob.read_bytes() == DATA  # ...and the cache does not see it
-    assert cached_download(url, sha256=sha(DATA)).read_bytes() == DATA
+    assert cachefix("fetch", url, "--sha256", sha(DATA), "--offline", env=env).stdout.strip() == str(blob)
