@@ -66,10 +66,6 @@ def _number(key: str, value: str, base: int, where: str) -> int:
     return number
 
 
-def _stage_label(run: RunContext) -> str:
-    return run.stage.name or str(run.stage.index)
-
-
 def _cache_mount(options: Mapping[str, str], run: RunContext, path: str) -> CacheMount:
     line = run.instruction.start_line
     where = f"{path}:{line}"
@@ -87,7 +83,8 @@ def _cache_mount(options: Mapping[str, str], run: RunContext, path: str) -> Cach
         mode=f"{_number('mode', options.get('mode', '0755'), 8, where):04o}",
         explicit=any(key in options for key in ("uid", "gid", "mode")),
     )
-    return CacheMount(identity, go_clean(target), sharing, _stage_label(run), path, line)
+    image = "" if run.stage.base_image.lower() == "scratch" else run.stage.base_image
+    return CacheMount(identity, go_clean(target), sharing, run.stage.name or str(run.stage.index), path, line, image)
 
 
 def _stage_sources(stage: Stage, by_name: Mapping[str, int]) -> Iterator[int]:

@@ -10,7 +10,7 @@ concurrent builds use it, so it is not part of the identity.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, order=True)
@@ -34,3 +34,7 @@ class CacheMount:
     stage: str  # the stage's name, or its index when it has none
     path: str  # the Dockerfile, as given or found
     line: int  # 1-based line of the RUN
+    # The image the stage is built FROM ("" for scratch): dockerd's throwaway copy build runs `tar`
+    # in it, since a project's own base images are the ones its builder most likely has. Not part
+    # of what makes two mounts one entry of the map.
+    image: str = field(default="", compare=False)

@@ -27,7 +27,6 @@ from cachefix.mounts import manifest
 from cachefix.mounts.archive import ArchiveDamaged, ArchiveWriter, verify
 from cachefix.mounts.builders import Builder, BuilderError, CacheJob, NoBuilder, choose
 from cachefix.mounts.identity import CacheIdentity
-from cachefix.mounts.images import stage_images
 from cachefix.mounts.manifest import Entry, ManifestError, describe
 from cachefix.mounts.project import ProjectError, cache_map, parse_build_args
 
@@ -105,13 +104,12 @@ def _jobs(args: argparse.Namespace) -> list[Job]:
         raise TransferError(str(exc)) from None
     if found.errors:
         raise TransferError("the cache map is incomplete, so nothing was copied:\n  " + "\n  ".join(found.errors))
-    images = stage_images(found.builds)
     jobs = []
     for identity in found.caches():
         users = [entry.mount for entry in found.users(identity)]
         targets = tuple(sorted({mount.target for mount in users}))
         if matches(identity, targets, args.include, args.exclude):
-            froms = tuple(dict.fromkeys(images[(m.path, m.stage)] for m in users if images.get((m.path, m.stage))))
+            froms = tuple(dict.fromkeys(m.image for m in users if m.image))
             jobs.append(Job(CacheJob(identity, describe(identity), froms), targets))
     return jobs
 

@@ -107,3 +107,11 @@ def test_distinct_caches_keys_on_id_uid_gid_mode_not_on_target_or_sharing():
     assert distinct_caches(_mounts(text)) == [CacheIdentity("/root/.cache/pip"),
                                               CacheIdentity("/root/.cache/pip", explicit=True),
                                               CacheIdentity("/root/.cache/pip", uid="1000", explicit=True)]
+
+
+def test_each_mount_records_the_image_its_stage_is_built_from():
+    """dockerd's copy build runs `tar` in that image; a stage FROM scratch has none to offer."""
+    text = ("ARG PY=3.11\nFROM python:${PY}-slim AS build\nRUN --mount=type=cache,target=/root/.cache/pip true\n"
+            "FROM scratch\nRUN --mount=type=cache,target=/cache true\n")
+    built, empty = _mounts(text, {"PY": "3.12"})
+    assert (built.image, empty.image) == ("python:3.12-slim", "")
